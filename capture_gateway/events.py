@@ -1,0 +1,223 @@
+"""Per-event capture rules (REFERENCE §2): payload JSON → ``RawEvent`` records.
+
+Pure functions of the payload and the request's context, so they are tested without a server.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid as uuidlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from capture_gateway.errors import BadRequest, Unauthorized
+from schemas.events import RawEvent
+
+MAX_DISTINCT_ID = 200
+MAX_FUTURE_MICROS = 23 * 3600 * 1_000_000
+DROPPED_EVENTS = frozenset({"$performance_event"})
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The events of one request and what the request says about all of them."""
+
+    events: list[dict[str, Any]]
+    token: str | None
+    sent_at: Any
+    historical_migration: bool
+
+
+@dataclass(frozen=True)
+class CaptureContext:
+    """What the server knows about a request: when it arrived and from where."""
+
+    now: int  # microseconds since the epoch
+    ip: str | None
+    sent_at_ms: int | None  # the legacy `_` query parameter
+    engage: bool
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+def uuid7() -> str:
+    """A UUIDv7: 48 bits of Unix milliseconds, version 7, variant, 74 random bits."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFFFFFFFFFF) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & 0x3FFFFFFFFFFFFFFF
+    return str(uuidlib.UUID(int=value))
+
+
+def split_batch(payload: Any) -> Batch:
+    """Body shapes, in PostHog's order: array of events, batch object, single event."""
+    if isinstance(payload, list):
+        return Batch(payload, None, None, False)
+    if not isinstance(payload, dict):
+        raise BadRequest("the body must be a JSON object or array of events")
+    if "batch" in payload:
+        events = payload["batch"]
+        if not isinstance(events, list):
+            raise BadRequest("'batch' must be an array of events")
+        token = payload.get("api_key") or payload.get("token")
+        return Batch(events, token, payload.get("sent_at"), bool(payload.get("historical_migration")))
+    return Batch([payload], None, payload.get("sent_at"), False)
+
+
+def check_token(token: object) -> str:
+    """A token of the right shape, or ``Unauthorized``."""
+    if not isinstance(token, str) or not token.strip():
+        raise Unauthorized("no project API token: send api_key in the body (or token in properties)",
+                           "missing_token")
+    token = token.strip()
+    if len(token) > 64 or not token.isascii() or "\x00" in token:
+        raise Unauthorized("the project API token is malformed", "invalid_token")
+    if token.startswith("phx_"):
+        raise Unauthorized("this is a personal API key; capture needs the project API token (phc_…)",
+                           "personal_api_key")
+    return token
+
+
+def request_token(batch: Batch) -> str:
+    """The one token of a request: batch-level, else per event; every event must agree."""
+    if batch.token:
+        return check_token(batch.token)
+    found: set[str] = set()
+    for event in batch.events:
+        if isinstance(event, dict):
+            props = event.get("properties")
+            token = event.get("token") or event.get("$token") or event.get("api_key")
+            if not token and isinstance(props, dict):
+                token = props.get("token")
+            if token:
+                found.add(check_token(token))
+    if not found:
+        return check_token(None)
+    if len(found) > 1:
+        raise BadRequest("the events of one request carry different tokens", "multiple_tokens")
+    return found.pop()
+
+
+def _distinct_id(event: dict[str, Any], props: dict[str, Any]) -> str:
+    value = event.get("distinct_id")
+    if value is None or value == "":
+        value = event.get("$distinct_id")
+    if value is None or value == "":
+        value = props.get("distinct_id")
+    if value is None or value == "":
+        raise BadRequest("every event needs a distinct_id", "missing_distinct_id")
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    if not text.strip():
+        raise BadRequest("every event needs a non-empty distinct_id", "missing_distinct_id")
+    return text.replace("\x00", "\ufffd")[:MAX_DISTINCT_ID]
+
+
+def _uuid(event: dict[str, Any]) -> str:
+    value = event.get("uuid")
+    if value is None or value == "":
+        return uuid7()
+    try:
+        return str(uuidlib.UUID(str(value)))
+    except ValueError:
+        raise BadRequest(f"invalid uuid {str(value)[:64]!r}", "invalid_uuid") from None
+
+
+def parse_time(value: Any) -> int | None:
+    """Microseconds since the epoch from RFC 3339, a date, or epoch seconds/milliseconds."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                return None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            return (parsed - EPOCH) // ONE_MICROSECOND
+    if isinstance(value, int | float):
+        if value != value or abs(value) > 1e15:  # NaN or absurd
+            return None
+        seconds = value / 1000 if abs(value) > 1e11 else value
+        return int(seconds * 1_000_000)
+    return None
+
+
+def _timestamp(event: dict[str, Any], props: dict[str, Any], sent_at: int | None,
+               ctx: CaptureContext, warnings: list[str]) -> int:
+    """Clock-skew correction: ``now + (timestamp − sent_at)``, ``now − offset``, clamp the future."""
+    now = ctx.now
+    raw = event.get("timestamp")
+    ts = parse_time(raw)
+    if raw is not None and ts is None:
+        warnings.append("ignored_invalid_timestamp")
+    offset = event.get("offset")
+    if isinstance(offset, int | float) and not isinstance(offset, bool):
+        result = now - int(offset * 1000)
+    elif ts is None:
+        result = now
+    elif sent_at is not None and not props.get("$ignore_sent_at"):
+        result = now + (ts - sent_at)
+    else:
+        result = ts
+    if result - now > MAX_FUTURE_MICROS:
+        warnings.append("event_timestamp_in_future")
+        result = now
+    return result
+
+
+def _json_object(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest(f"{what} must be a JSON object")
+    return orjson.dumps(value).decode()
+
+
+def to_raw_event(event: Any, token: str, batch: Batch, ctx: CaptureContext) -> RawEvent | None:
+    """One event of the request as a ``RawEvent``; None for events PostHog drops silently."""
+    if not isinstance(event, dict):
+        raise BadRequest("every event must be a JSON object")
+    name = event.get("event")
+    if name is None and ctx.engage:
+        name = "$identify"
+    if not isinstance(name, str) or not name:
+        raise BadRequest("every event needs a non-empty 'event' name", "missing_event")
+    if name in DROPPED_EVENTS:
+        return None
+    props = event.get("properties") or {}
+    if not isinstance(props, dict):
+        raise BadRequest("'properties' must be a JSON object")
+    warnings: list[str] = []
+    sent_at = parse_time(event.get("sent_at", batch.sent_at))
+    if sent_at is None and ctx.sent_at_ms is not None:
+        sent_at = ctx.sent_at_ms * 1000
+    return RawEvent(
+        uuid=_uuid(event),
+        event=name,
+        distinct_id=_distinct_id(event, props),
+        token=token,
+        timestamp=_timestamp(event, props, sent_at, ctx, warnings),
+        now=ctx.now,
+        sent_at=sent_at,
+        ip=ctx.ip,
+        properties=orjson.dumps(props).decode(),
+        set=_json_object(event.get("$set"), "$set"),
+        set_once=_json_object(event.get("$set_once"), "$set_once"),
+        historical_migration=batch.historical_migration,
+        capture_warnings=warnings,
+    )

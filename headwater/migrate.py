@@ -1,0 +1,93 @@
+"""``headwater migrate``: Kafka topics from the topology, the Postgres schema, the ClickHouse tables.
+
+Every step is idempotent: run it after every upgrade and after changing topology.yaml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from headwater.errors import ConfigError, NotRunningError
+from headwater.settings import Endpoints
+from schemas import clickhouse as clickhouse_ddl
+from schemas import postgres as postgres_ddl
+from sinks.clickhouse.client import connect as clickhouse_connect
+from sinks.errors import SinkError
+from streams.topology import TopicSpec, Topology
+
+Progress = Callable[[str], None]
+
+
+def topic_config(spec: TopicSpec) -> dict[str, str]:
+    config = {"cleanup.policy": "compact" if spec.compacted else "delete"}
+    config["retention.ms"] = "-1" if spec.retention_hours is None else str(int(spec.retention_hours * 3_600_000))
+    return config
+
+
+def migrate_kafka(bootstrap: str, topology: Topology, progress: Progress) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        existing = admin.list_topics(timeout=10).topics
+    except KafkaException as exc:
+        raise NotRunningError(f"Kafka at {bootstrap} does not answer: {exc}") from exc
+    wanted = [
+        NewTopic(name, num_partitions=spec.partitions, replication_factor=spec.replication_factor,
+                 config=topic_config(spec))
+        for name, spec in topology.topics.items() if name not in existing
+    ]
+    for name, spec in topology.topics.items():
+        if name in existing:
+            actual = len(existing[name].partitions)
+            if actual != spec.partitions:
+                raise ConfigError(
+                    f"topic {name} has {actual} partitions but the topology declares {spec.partitions}: "
+                    "change topology.yaml, or recreate the topic"
+                )
+            progress(f"kafka: topic {name} exists ({actual} partitions)")
+    if wanted:
+        for name, future in admin.create_topics(wanted, operation_timeout=30).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                raise ConfigError(f"creating topic {name} failed: {exc}") from exc
+            progress(f"kafka: created topic {name}")
+
+
+def migrate_postgres(dsn: str, progress: Progress) -> None:
+    try:
+        conn = psycopg.connect(dsn, autocommit=False)
+    except psycopg.Error as exc:
+        raise NotRunningError(f"Postgres does not answer: {exc}") from exc
+    with conn:
+        conn.execute(postgres_ddl.BOOKKEEPING)
+        conn.execute("LOCK TABLE headwater_migrations IN EXCLUSIVE MODE")
+        done = {row[0] for row in conn.execute("SELECT version FROM headwater_migrations")}
+        for version, sql in postgres_ddl.MIGRATIONS:
+            if version in done:
+                continue
+            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute("INSERT INTO headwater_migrations (version) VALUES (%s)", (version,))
+            progress(f"postgres: applied migration {version}")
+        conn.commit()
+    progress(f"postgres: schema at version {max(v for v, _ in postgres_ddl.MIGRATIONS)}")
+
+
+async def migrate_clickhouse(url: str, progress: Progress) -> None:
+    try:
+        client = clickhouse_connect(url)
+        for statement in clickhouse_ddl.STATEMENTS:
+            await client.command(statement)
+        await client.aclose()
+    except SinkError as exc:
+        raise NotRunningError(f"ClickHouse: {exc}") from exc
+    progress(f"clickhouse: {len(clickhouse_ddl.STATEMENTS)} table(s) ready")
+
+
+async def migrate(endpoints: Endpoints, topology: Topology, progress: Progress) -> None:
+    migrate_kafka(endpoints.kafka, topology, progress)
+    migrate_postgres(endpoints.postgres, progress)
+    await migrate_clickhouse(endpoints.clickhouse, progress)

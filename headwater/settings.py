@@ -1,0 +1,95 @@
+"""Settings: environment variables (prefix ``HEADWATER_``) with local-stack defaults.
+
+A connection setting that is not given falls back to the service the local stack
+(``headwater up``) started, as recorded in ``<state_dir>/stack.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from headwater.errors import NotRunningError
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "headwater"
+
+
+class Settings(BaseSettings):
+    """Everything Headwater reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="HEADWATER_", frozen=True, extra="ignore")
+
+    state_dir: Path = Field(Path(".headwater"), description="Where the local stack keeps data, logs and its state file.")
+    cache_dir: Path = Field(default_factory=_default_cache_dir, description="Where `make setup` puts the Kafka jars.")
+    kafka_bootstrap: str | None = Field(None, description="host:port[,host:port] of an existing Kafka cluster.")
+    postgres_dsn: str | None = Field(None, description="libpq connection string of an existing Postgres.")
+    redis_url: str | None = Field(None, description="redis:// URL of an existing Redis.")
+    clickhouse_url: str | None = Field(
+        None, description="chdb:///path (embedded, served by the local stack) or clickhouse://host:9000/db."
+    )
+    topology: Path = Field(Path("topology.yaml"), description="The topology file the worker and migrate read.")
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    worker_web_port: int = 6066
+    produce_timeout_seconds: float = Field(10.0, gt=0, description="How long the gateway waits for Kafka before a 503.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Addresses whose X-Forwarded-For the gateway believes (JSON list)."
+    )
+    token_cache_seconds: float = Field(30.0, gt=0, description="How long a token lookup is cached (in process and in Redis).")
+
+    @property
+    def stack_file(self) -> Path:
+        return self.state_dir / "stack.json"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """The four connections every component needs, resolved."""
+
+    kafka: str
+    postgres: str
+    redis: str
+    clickhouse: str
+
+
+_ENV_OF = {
+    "kafka": "HEADWATER_KAFKA_BOOTSTRAP",
+    "postgres": "HEADWATER_POSTGRES_DSN",
+    "redis": "HEADWATER_REDIS_URL",
+    "clickhouse": "HEADWATER_CLICKHOUSE_URL",
+}
+
+
+def resolve_endpoints(settings: Settings) -> Endpoints:
+    """Return each connection from its variable, else from the running local stack."""
+    from headwater.stack.state import read_state
+
+    started = read_state(settings.stack_file)
+    given = {
+        "kafka": settings.kafka_bootstrap,
+        "postgres": settings.postgres_dsn,
+        "redis": settings.redis_url,
+        "clickhouse": settings.clickhouse_url,
+    }
+    resolved: dict[str, str] = {}
+    for name, value in given.items():
+        if value:
+            resolved[name] = value
+        elif name in started:
+            resolved[name] = started[name].url
+        else:
+            raise NotRunningError(
+                f"{name} is not configured: run `headwater up` to start the local stack, "
+                f"or set {_ENV_OF[name]} to an existing {name}"
+            )
+    return Endpoints(**resolved)
+
+
+def env_var_of(service: str) -> str:
+    """The environment variable that points Headwater at an existing ``service``."""
+    return _ENV_OF[service]

@@ -1,0 +1,109 @@
+"""``headwater up | down | status``: start, stop and report the local stack."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from headwater.errors import StackError
+from headwater.settings import Settings
+from headwater.stack.clickhouse import ClickHouseService
+from headwater.stack.kafka import KafkaService
+from headwater.stack.postgres import PostgresService
+from headwater.stack.process import pick_port, pid_alive
+from headwater.stack.redis import RedisService
+from headwater.stack.service import Service, StackContext
+from headwater.stack.state import ServiceRecord, read_state, write_state
+
+SERVICES: tuple[Service, ...] = (KafkaService(), PostgresService(), RedisService(), ClickHouseService())
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What ``status`` reports for one service."""
+
+    name: str
+    state: str  # running | stopped | external | unhealthy
+    url: str | None
+    pid: int | None
+    log: str | None
+
+
+def _context(settings: Settings) -> StackContext:
+    return StackContext(state_dir=settings.state_dir, cache_dir=settings.cache_dir)
+
+
+def _external(service: Service) -> str | None:
+    return os.environ.get(service.env_var) or None
+
+
+def up(settings: Settings, progress: Progress = lambda _: None) -> list[ServiceStatus]:
+    """Start every service that is neither configured elsewhere nor already healthy."""
+    ctx = _context(settings)
+    records = read_state(settings.stack_file)
+    to_start: list[tuple[Service, int]] = []
+    for service in SERVICES:
+        record = records.get(service.name)
+        if _external(service):
+            progress(f"{service.name}: using {service.env_var}")
+            records.pop(service.name, None)
+        elif record and pid_alive(record.pid) and service.healthy(record):
+            progress(f"{service.name}: already running at {record.url}")
+        else:
+            port = pick_port(record.port if record else service.default_port)
+            to_start.append((service, port))
+
+    def start(item: tuple[Service, int]) -> ServiceRecord:
+        service, port = item
+        progress(f"{service.name}: starting on 127.0.0.1:{port} …")
+        started = service.start(ctx, port)
+        progress(f"{service.name}: ready at {started.url}")
+        return started
+
+    failures: list[str] = []
+    with ThreadPoolExecutor(max_workers=len(SERVICES)) as pool:
+        futures = [(item[0], pool.submit(start, item)) for item in to_start]
+        for service, future in futures:
+            try:
+                records[service.name] = future.result()
+            except StackError as exc:
+                failures.append(f"{service.name}: {exc}")
+    write_state(settings.stack_file, records)
+    if failures:
+        raise StackError("the local stack did not start:\n" + "\n".join(failures))
+    return status(settings)
+
+
+def down(settings: Settings, progress: Progress = lambda _: None) -> None:
+    """Stop exactly the processes ``up`` recorded, in reverse start order."""
+    ctx = _context(settings)
+    records = read_state(settings.stack_file)
+    for service in reversed(SERVICES):
+        record = records.pop(service.name, None)
+        if record is None:
+            continue
+        if pid_alive(record.pid):
+            progress(f"{service.name}: stopping (pid {record.pid}) …")
+            service.stop(ctx, record)
+        progress(f"{service.name}: stopped")
+        write_state(settings.stack_file, records)
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    records = read_state(settings.stack_file)
+    result: list[ServiceStatus] = []
+    for service in SERVICES:
+        external = _external(service)
+        record = records.get(service.name)
+        if external:
+            result.append(ServiceStatus(service.name, "external", external, None, None))
+        elif record is None or not pid_alive(record.pid):
+            result.append(ServiceStatus(service.name, "stopped", None, None, None))
+        else:
+            state = "running" if service.healthy(record) else "unhealthy"
+            result.append(ServiceStatus(service.name, state, record.url, record.pid, record.log))
+    return result

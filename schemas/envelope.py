@@ -1,0 +1,71 @@
+"""Envelopes: one Kafka message carries the events of one request that share a partition.
+
+Faust spends ~100 µs per Kafka *message*, so topics carry envelopes (DESIGN.md, Throughput).
+Events are routed by their key ``token:distinct_id`` with Kafka's partitioner, kept in order,
+and split when an envelope would pass ``max_bytes``. An envelope's Kafka key is the shared
+event key when all its events have one, and empty otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from schemas.partitioner import partition_for
+
+E = TypeVar("E")
+
+DEFAULT_MAX_BYTES = 900_000  # below the broker's message.max.bytes (1 MB by default)
+
+
+@dataclass
+class Envelope(Generic[E]):
+    """Events bound for one partition, in order."""
+
+    partition: int
+    events: list[E] = field(default_factory=list)
+    keys: set[bytes] = field(default_factory=set)
+    size: int = 0
+
+    @property
+    def key(self) -> bytes | None:
+        """The Kafka key: the one event key all events share, else none."""
+        return next(iter(self.keys)) if len(self.keys) == 1 else None
+
+
+def pack(
+    events: Iterable[E],
+    *,
+    key_of: Callable[[E], bytes],
+    size_of: Callable[[E], int],
+    partitions: int,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> list[Envelope[E]]:
+    """Group ``events`` into envelopes per partition, order kept, none above ``max_bytes``."""
+    open_: dict[int, Envelope[E]] = {}
+    done: list[Envelope[E]] = []
+    for event in events:
+        key = key_of(event)
+        partition = partition_for(key, partitions)
+        size = size_of(event)
+        envelope = open_.get(partition)
+        if envelope is not None and envelope.events and envelope.size + size > max_bytes:
+            done.append(envelope)
+            envelope = None
+        if envelope is None:
+            envelope = open_[partition] = Envelope(partition)
+        envelope.events.append(event)
+        envelope.keys.add(key)
+        envelope.size += size
+    done.extend(open_.values())
+    return done
+
+
+def event_key(token: str, distinct_id: str) -> bytes:
+    """The partitioning key of an event: ``token:distinct_id``."""
+    return f"{token}:{distinct_id}".encode()
+
+
+def total_events(envelopes: Sequence[Envelope[E]]) -> int:
+    return sum(len(e.events) for e in envelopes)

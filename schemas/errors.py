@@ -1,0 +1,18 @@
+"""Errors raised when data does not match its schema.
+
+    SchemaError
+    ├── UnknownSchemaError   a message names a schema id the registry does not have
+    └── DecodeError          a message is not in the Confluent wire format, or its body is corrupt
+"""
+
+
+class SchemaError(Exception):
+    """Base of the errors this package raises."""
+
+
+class UnknownSchemaError(SchemaError):
+    """The message's schema id is not in ``avro/registry.json``."""
+
+
+class DecodeError(SchemaError):
+    """The message cannot be decoded."""

@@ -1,0 +1,1 @@
+"""The ClickHouse sink: embedded chDB (served by one owner process) or a server."""

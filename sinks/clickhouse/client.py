@@ -1,0 +1,154 @@
+"""ClickHouse clients: one protocol, two transports.
+
+- ``chdb:///path`` — the embedded engine, reached over HTTP through the process that owns
+  the path (``sinks.clickhouse.chdb_server``, started by ``headwater up``);
+- ``http://host:8123/db`` — a ClickHouse server's HTTP interface (same code path);
+- ``clickhouse://host:9000/db`` — a server through clickhouse-driver's native protocol.
+
+Rows travel as JSONEachRow in every case, so one row builder serves all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import httpx
+import orjson
+
+from sinks.errors import PermanentSinkError, RetriableSinkError
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    types: list[str]
+    rows: list[list[Any]]
+
+
+class ClickHouseClient(Protocol):
+    """What the sink, migrations and ``headwater query`` need from ClickHouse."""
+
+    async def command(self, sql: str) -> None:
+        """Run a statement that returns nothing (DDL)."""
+        ...
+
+    async def insert(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
+        """Insert ``rows`` (JSON-compatible values) into ``table`` in one request."""
+        ...
+
+    async def select(self, sql: str) -> QueryResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _encode_rows(rows: Sequence[Mapping[str, object]]) -> bytes:
+    return b"\n".join(orjson.dumps(row) for row in rows)
+
+
+class HttpClickHouse:
+    """ClickHouse's HTTP interface: a server's, or the chDB owner's."""
+
+    def __init__(self, base_url: str, database: str | None = None, timeout: float = 30.0) -> None:
+        params = {"database": database} if database else {}
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, params=params)
+
+    async def _post(self, content: bytes, params: dict[str, str]) -> bytes:
+        try:
+            response = await self._http.post("/", content=content, params=params)
+        except httpx.TransportError as exc:
+            raise RetriableSinkError(f"ClickHouse at {self._http.base_url} is unreachable: {exc}") from exc
+        if response.status_code >= 500 and "Code:" not in response.text:
+            raise RetriableSinkError(f"ClickHouse answered {response.status_code}: {response.text[:500]}")
+        if response.status_code != 200:
+            raise PermanentSinkError(response.text.strip()[:2000])
+        return response.content
+
+    async def command(self, sql: str) -> None:
+        await self._post(sql.encode(), {})
+
+    async def insert(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
+        if rows:
+            await self._post(_encode_rows(rows), {"query": f"INSERT INTO {table} FORMAT JSONEachRow"})
+
+    async def select(self, sql: str) -> QueryResult:
+        raw = await self._post(sql.encode(), {"default_format": "JSONCompact"})
+        doc = orjson.loads(raw)
+        return QueryResult(
+            columns=[m["name"] for m in doc["meta"]], types=[m["type"] for m in doc["meta"]], rows=doc["data"]
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+class NativeClickHouse:
+    """A ClickHouse server through clickhouse-driver (native protocol, port 9000)."""
+
+    def __init__(self, url: str) -> None:
+        from clickhouse_driver import Client
+
+        self._client = Client.from_url(url)
+
+    async def _run(self, sql: str, **kwargs: Any) -> Any:
+        from clickhouse_driver import errors as ch_errors
+
+        try:
+            return await asyncio.to_thread(self._client.execute, sql, **kwargs)
+        except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError) as exc:
+            raise RetriableSinkError(f"ClickHouse is unreachable: {exc}") from exc
+        except ch_errors.Error as exc:
+            raise PermanentSinkError(str(exc)) from exc
+
+    async def command(self, sql: str) -> None:
+        await self._run(sql)
+
+    async def insert(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
+        if rows:
+            # Inline JSONEachRow data: the server parses it, so rows need no Python typing.
+            await self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n" + _encode_rows(rows).decode())
+
+    async def select(self, sql: str) -> QueryResult:
+        rows, meta = await self._run(sql, with_column_types=True)
+        return QueryResult(columns=[m[0] for m in meta], types=[m[1] for m in meta], rows=[list(r) for r in rows])
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._client.disconnect)
+
+
+def chdb_owner_url(path: Path) -> str:
+    """The HTTP address of the process that owns the chDB data at ``path``."""
+    owner = path.with_name(path.name + ".owner.json")
+    if owner.exists():
+        info = json.loads(owner.read_text())
+        try:
+            os.kill(int(info["pid"]), 0)
+        except (ProcessLookupError, PermissionError):
+            pass
+        else:
+            return f"http://127.0.0.1:{info['port']}"
+    raise RetriableSinkError(
+        f"embedded ClickHouse at {path} is not being served: run `headwater up` "
+        "(one process owns a chDB path and answers for the others)"
+    )
+
+
+def connect(url: str) -> ClickHouseClient:
+    """A client for ``HEADWATER_CLICKHOUSE_URL``."""
+    parsed = urlparse(url)
+    if parsed.scheme == "chdb":
+        return HttpClickHouse(chdb_owner_url(Path(parsed.path)))
+    if parsed.scheme in {"http", "https"}:
+        database = parsed.path.strip("/") or None
+        return HttpClickHouse(f"{parsed.scheme}://{parsed.netloc}", database=database)
+    if parsed.scheme == "clickhouse":
+        return NativeClickHouse(url)
+    raise PermanentSinkError(
+        f"unsupported ClickHouse URL {url!r}: use chdb:///path, http://host:8123/db or clickhouse://host:9000/db"
+    )

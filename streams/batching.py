@@ -1,0 +1,76 @@
+"""Batches of Kafka messages from a Faust stream, acknowledged only after they were handled.
+
+Why not ``Stream.take()``: it acks the buffered events in a ``finally`` clause, so a worker
+stopped while a batch is being written marks that batch done and Faust commits offsets for
+events that never reached the sink. Here acks are manual (``stream.noack()``): a batch's
+messages are acked only after ``handle`` returned, so Faust commits nothing unflushed.
+A timer flushes a partial batch after ``max_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from faust.types import EventT, StreamT
+
+Handler = Callable[[Sequence[EventT]], Awaitable[None]]
+
+
+async def consume_in_batches(
+    stream: StreamT,
+    handle: Handler,
+    *,
+    max_messages: int,
+    max_seconds: float,
+    on_fatal: Callable[[BaseException], Awaitable[None]],
+) -> None:
+    """Feed ``stream``'s events to ``handle`` in batches; ack each batch after ``handle`` returns.
+
+    ``handle`` raises only for errors that must stop the worker: nothing of that batch is
+    acked, and ``on_fatal`` (the app's crash) is called.
+    """
+    buffer: list[EventT] = []
+    oldest = 0.0
+    lock = asyncio.Lock()
+
+    async def flush() -> None:
+        async with lock:
+            if not buffer:
+                return
+            batch = list(buffer)
+            buffer.clear()
+            await handle(batch)
+            for event in batch:
+                event.ack()
+
+    async def timer() -> None:
+        while True:
+            await asyncio.sleep(max_seconds / 4)
+            if buffer and time.monotonic() - oldest >= max_seconds:
+                try:
+                    await flush()
+                except Exception as exc:  # noqa: BLE001 - fatal by contract; stop the worker
+                    await on_fatal(exc)
+                    return
+
+    ticker = asyncio.create_task(timer())
+    try:
+        async for event in stream.noack().events():
+            if ticker.done():
+                return  # the timer hit a fatal error and crashed the app
+            if not buffer:
+                oldest = time.monotonic()
+            buffer.append(event)
+            if len(buffer) >= max_messages:
+                try:
+                    await flush()
+                except Exception as exc:  # noqa: BLE001 - fatal by contract; stop the worker
+                    await on_fatal(exc)
+                    return
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker

@@ -1,0 +1,73 @@
+"""The event as stages see it: the raw record plus what stages learned about it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from schemas.events import ProcessedEvent, RawEvent
+from streams.errors import StageError
+
+
+@dataclass
+class PipelineEvent:
+    """One event on its way through the stages.
+
+    ``properties`` is parsed once and mutated in place by stages; ``team_id`` is set by the
+    ``resolve_project`` stage. ``raw`` stays as it arrived, for the dead-letter topic, and ``source_topic`` says where from.
+    """
+
+    raw: RawEvent
+    source_topic: str
+    properties: dict[str, Any] = field(default_factory=dict)
+    team_id: int | None = None
+
+    @classmethod
+    def from_raw(cls, raw: RawEvent, source_topic: str) -> PipelineEvent:
+        props = orjson.loads(raw["properties"]) if raw["properties"] else {}
+        return cls(raw=raw, source_topic=source_topic, properties=props if isinstance(props, dict) else {})
+
+    @property
+    def key(self) -> bytes:
+        """The partitioning key ``token:distinct_id``."""
+        return f"{self.raw['token']}:{self.raw['distinct_id']}".encode()
+
+
+MAX_EVENT_NAME = 200
+PERSON_NAMESPACE = uuid.UUID("932979b4-65c3-4424-8467-0b66ec27bc22")
+
+
+def person_uuid(team_id: int, distinct_id: str) -> str:
+    """The id of the person ``distinct_id`` maps to before any merge: UUIDv5 of ``team_id:distinct_id``."""
+    return str(uuid.uuid5(PERSON_NAMESPACE, f"{team_id}:{distinct_id}"))
+
+
+def to_processed(event: PipelineEvent) -> ProcessedEvent:
+    """The record an event that passed every stage is emitted as."""
+    if event.team_id is None:
+        raise StageError("an event reached the output without a project (is resolve_project in the stages?)")
+    raw, props = event.raw, event.properties
+    propertyless = props.get("$process_person_profile") is False
+    return ProcessedEvent(
+        uuid=raw["uuid"],
+        event=raw["event"][:MAX_EVENT_NAME],
+        properties=orjson.dumps(props).decode(),
+        timestamp=raw["timestamp"],
+        team_id=event.team_id,
+        distinct_id=raw["distinct_id"],
+        elements_chain=str(props.get("$elements_chain", "")),
+        created_at=raw["now"],
+        person_id=person_uuid(event.team_id, raw["distinct_id"]),
+        person_properties="{}",
+        person_created_at=None,
+        person_mode="propertyless" if propertyless else "full",
+        group_0="",
+        group_1="",
+        group_2="",
+        group_3="",
+        group_4="",
+        historical_migration=raw["historical_migration"],
+    )

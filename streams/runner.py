@@ -1,0 +1,118 @@
+"""The stage runner: every event through every stage, in order, with each stage's error policy.
+
+An exception in a stage never escapes to Faust (whose default is to commit and skip the
+message). It becomes the stage's ``on_error`` policy:
+
+- ``retry``: try again with exponential backoff, up to ``MAX_ATTEMPTS``, then dead-letter;
+- ``dead_letter``: the original event goes to the dead-letter topic with reason and stage;
+- ``drop``: the event ends here, counted;
+- ``stop``: ``PipelineStopped`` stops the worker; nothing of the batch is committed.
+
+A ``Retry`` outcome (a dependency is down) is retried without limit: the event is safe in
+Kafka and the partition waits, as Kafka Streams does for transient errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from streams import telemetry
+from streams.errors import StreamsError
+from streams.event import PipelineEvent
+from streams.stages.base import DeadLetter, Drop, Ok, Outcome, Retry, Stage
+from streams.topology import StageSpec
+
+log = logging.getLogger("headwater.worker")
+
+MAX_ATTEMPTS = 5
+BACKOFF_START = 0.1
+BACKOFF_CAP = 30.0
+
+
+class PipelineStopped(StreamsError):
+    """A stage with ``on_error: stop`` failed; the worker must stop without committing."""
+
+
+@dataclass(frozen=True)
+class Failed:
+    """An event a stage dead-lettered."""
+
+    event: PipelineEvent
+    stage: str
+    reason: str
+    error: str
+
+
+@dataclass
+class RunResult:
+    passed: list[PipelineEvent] = field(default_factory=list)
+    dead_lettered: list[Failed] = field(default_factory=list)
+    dropped: int = 0
+
+
+class StageRunner:
+    """Runs declared stages over events; see the module docstring for the policies."""
+
+    def __init__(self, stages: Sequence[tuple[Stage, StageSpec]]) -> None:
+        self._stages = stages
+
+    async def run(self, events: Sequence[PipelineEvent]) -> RunResult:
+        result = RunResult()
+        for event in events:
+            outcome = await self._through_stages(event)
+            if isinstance(outcome, Ok):
+                result.passed.append(outcome.event)
+            elif isinstance(outcome, Failed):
+                result.dead_lettered.append(outcome)
+            else:
+                result.dropped += 1
+        return result
+
+    async def _through_stages(self, event: PipelineEvent) -> Ok | Failed | Drop:
+        for stage, spec in self._stages:
+            outcome = await self._run_stage(stage, spec, event)
+            telemetry.STAGE_OUTCOMES.labels(stage.name, type(outcome).__name__.lower()).inc()
+            if isinstance(outcome, Drop):
+                telemetry.EVENTS_DROPPED.labels(stage.name, outcome.reason).inc()
+                return outcome
+            if isinstance(outcome, DeadLetter):
+                telemetry.EVENTS_DEAD_LETTERED.labels(stage.name).inc()
+                return Failed(event, stage.name, outcome.reason, outcome.error)
+            assert isinstance(outcome, Ok)
+            event = outcome.event
+        return Ok(event)
+
+    async def _run_stage(self, stage: Stage, spec: StageSpec, event: PipelineEvent) -> Outcome:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                outcome = await stage.process(event)
+            except Exception as exc:  # noqa: BLE001 - every error becomes the stage's policy
+                outcome = self._policy(stage, spec, exc, attempt)
+                if outcome is None:
+                    await asyncio.sleep(min(BACKOFF_CAP, BACKOFF_START * 2 ** (attempt - 1)))
+                    continue
+                return outcome
+            if isinstance(outcome, Retry):
+                delay = min(BACKOFF_CAP, BACKOFF_START * 2 ** (attempt - 1))
+                log.warning("stage %s asked to retry in %.1fs: %s", stage.name, delay, outcome.reason)
+                await asyncio.sleep(delay)
+                continue
+            return outcome
+
+    @staticmethod
+    def _policy(stage: Stage, spec: StageSpec, exc: Exception, attempt: int) -> Outcome | None:
+        """The outcome for an exception, or None to retry."""
+        error = f"{type(exc).__name__}: {exc}"
+        if spec.on_error == "stop":
+            raise PipelineStopped(f"stage {stage.name} failed and its policy is stop: {error}") from exc
+        if spec.on_error == "drop":
+            return Drop("error")
+        if spec.on_error == "retry" and attempt < MAX_ATTEMPTS:
+            log.warning("stage %s failed (attempt %d of %d): %s", stage.name, attempt, MAX_ATTEMPTS, error)
+            return None
+        return DeadLetter("error", error)

@@ -1,0 +1,58 @@
+"""What a stage is: a named step that turns one event into an outcome.
+
+Outcomes are values, not exceptions: ``Ok`` passes the event on, ``Drop`` ends it (counted,
+with a reason), ``DeadLetter`` sends the original to the dead-letter topic, ``Retry`` asks the
+runner to try the stage again after a backoff. An exception raised by a stage is treated as
+the stage's declared ``on_error`` policy (see ``streams.runner``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from headwater.projects import ProjectResolver
+from streams.event import PipelineEvent
+
+
+@dataclass(frozen=True)
+class Ok:
+    event: PipelineEvent
+
+
+@dataclass(frozen=True)
+class Drop:
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    reason: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Retry:
+    reason: str
+
+
+Outcome = Ok | Drop | DeadLetter | Retry
+
+
+@dataclass(frozen=True)
+class StageDeps:
+    """The connections stages may use, opened by the worker."""
+
+    projects: ProjectResolver
+
+
+class Stage(Protocol):
+    """A pipeline step. The runner calls ``process`` once per event, in key order.
+
+    ``process`` must be quick and async (slow per-event work stalls the partition and
+    triggers rebalances). Raising means "apply my ``on_error`` policy".
+    """
+
+    name: str
+
+    async def process(self, event: PipelineEvent) -> Outcome: ...
