@@ -5,6 +5,7 @@ Pure functions of the payload and the request's context, so they are tested with
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import uuid as uuidlib
@@ -150,7 +151,7 @@ def parse_time(value: Any) -> int | None:
                 parsed = parsed.replace(tzinfo=UTC)
             return (parsed - EPOCH) // ONE_MICROSECOND
     if isinstance(value, int | float):
-        if value != value or abs(value) > 1e15:  # NaN or absurd
+        if math.isnan(value) or abs(value) > 1e15:
             return None
         seconds = value / 1000 if abs(value) > 1e11 else value
         return int(seconds * 1_000_000)
@@ -159,7 +160,7 @@ def parse_time(value: Any) -> int | None:
 
 def _timestamp(event: dict[str, Any], props: dict[str, Any], sent_at: int | None,
                ctx: CaptureContext, warnings: list[str]) -> int:
-    """Clock-skew correction: ``now + (timestamp − sent_at)``, ``now − offset``, clamp the future."""
+    """Clock-skew correction: ``now + (timestamp - sent_at)``, ``now - offset``, clamp the future."""
     now = ctx.now
     raw = event.get("timestamp")
     ts = parse_time(raw)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -24,7 +24,7 @@ class OutgoingMessage:
     partition: int
     key: bytes | None
     value: bytes
-    headers: list[tuple[str, bytes]]
+    headers: list[tuple[str, str | bytes | None]]
 
 
 class KafkaProducer:
@@ -76,7 +76,7 @@ class KafkaProducer:
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[None]] = []
 
-        def report(fut: asyncio.Future[None]) -> object:
+        def report(fut: asyncio.Future[None]) -> Callable[[KafkaError | None, Message], None]:
             def on_delivery(err: KafkaError | None, _msg: Message) -> None:
                 loop.call_soon_threadsafe(_settle, fut, err)
             return on_delivery

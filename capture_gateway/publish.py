@@ -41,7 +41,7 @@ class Publisher:
         partitions = await self._producer.partitions(topic)
         out = []
         for envelope in pack(events, key_of=_key, size_of=_size, partitions=partitions):
-            headers = [
+            headers: list[tuple[str, str | bytes | None]] = [
                 ("token", token.encode()),
                 ("count", str(len(envelope.events)).encode()),
                 ("now", str(now).encode()),

@@ -187,7 +187,7 @@ def run() -> None:
     resolve_endpoints(settings)
     _topology(settings)
     exe = [sys.executable, "-m", "headwater.cli"]
-    children = [subprocess.Popen([*exe, "gateway"]), subprocess.Popen([*exe, "worker"])]  # noqa: S603
+    children = [subprocess.Popen([*exe, "gateway"]), subprocess.Popen([*exe, "worker"])]
     _say(f"gateway on http://{settings.gateway_host}:{settings.gateway_port}, worker running; Ctrl-C stops both")
     stopping = False
 
@@ -207,7 +207,9 @@ def run() -> None:
 
 
 @topology_app.command("validate")
-def topology_validate(file: Annotated[Path | None, typer.Argument(help="Defaults to HEADWATER_TOPOLOGY.")] = None) -> None:
+def topology_validate(
+    file: Annotated[Path | None, typer.Argument(help="Defaults to HEADWATER_TOPOLOGY.")] = None,
+) -> None:
     """Check a topology file; print one `file:line:col path: message` line per problem."""
     path = file or _settings().topology
     topology = load_topology(path)

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import psycopg
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from headwater.errors import ConfigError, NotRunningError
 from headwater.settings import Endpoints
@@ -69,7 +70,7 @@ def migrate_postgres(dsn: str, progress: Progress) -> None:
         for version, sql in postgres_ddl.MIGRATIONS:
             if version in done:
                 continue
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql)
             conn.execute("INSERT INTO headwater_migrations (version) VALUES (%s)", (version,))
             progress(f"postgres: applied migration {version}")
         conn.commit()

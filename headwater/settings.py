@@ -24,7 +24,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HEADWATER_", frozen=True, extra="ignore")
 
-    state_dir: Path = Field(Path(".headwater"), description="Where the local stack keeps data, logs and its state file.")
+    state_dir: Path = Field(
+        Path(".headwater"), description="Where the local stack keeps data, logs and its state file."
+    )
     cache_dir: Path = Field(default_factory=_default_cache_dir, description="Where `make setup` puts the Kafka jars.")
     kafka_bootstrap: str | None = Field(None, description="host:port[,host:port] of an existing Kafka cluster.")
     postgres_dsn: str | None = Field(None, description="libpq connection string of an existing Postgres.")
@@ -40,7 +42,9 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(
         default_factory=list, description="Addresses whose X-Forwarded-For the gateway believes (JSON list)."
     )
-    token_cache_seconds: float = Field(30.0, gt=0, description="How long a token lookup is cached (in process and in Redis).")
+    token_cache_seconds: float = Field(
+        30.0, gt=0, description="How long a token lookup is cached (in process and in Redis)."
+    )
 
     @property
     def stack_file(self) -> Path:

@@ -35,7 +35,7 @@ class AvroSerializer(Generic[T]):
     def encode(self, record: T) -> bytes:
         buf = io.BytesIO()
         buf.write(self._header)
-        schemaless_writer(buf, self._schema, record)  # type: ignore[arg-type]
+        schemaless_writer(buf, self._schema, record)
         return buf.getvalue()
 
     def decode(self, data: bytes) -> T:

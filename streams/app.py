@@ -78,7 +78,7 @@ class Pipeline:
         self._dlq = app.topic(topology.pipeline.dead_letter)
         self._runner = runner
 
-    async def handle(self, batch: Sequence[EventT]) -> None:
+    async def handle(self, batch: Sequence[EventT[bytes]]) -> None:
         pending: list[Awaitable[RecordMetadata]] = []
         events: list[PipelineEvent] = []
         for message in batch:
@@ -115,7 +115,7 @@ class SinkAgent:
         self._dlq = dlq
         self._source = source
 
-    async def handle(self, batch: Sequence[EventT]) -> None:
+    async def handle(self, batch: Sequence[EventT[bytes]]) -> None:
         pending: list[Awaitable[RecordMetadata]] = []
         for message in batch:
             try:
@@ -147,6 +147,9 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
         producer_acks=-1,
         producer_compression_type="lz4",
         broker_commit_interval=1.0,
+        # A worker that dies without leaving the group holds its partitions this long.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         web_enabled=True,
         web_host="127.0.0.1",
         web_port=options.web_port,
@@ -159,7 +162,7 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
         log.error("the worker stops: %s", exc)
         await app.crash(exc)
 
-    async def pipeline(stream: StreamT) -> None:
+    async def pipeline(stream: StreamT[bytes]) -> None:
         projects = ProjectResolver(endpoints.postgres, endpoints.redis, options.token_cache_seconds)
         await projects.open()
         deps = StageDeps(projects=projects)
@@ -180,8 +183,8 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
 
 
 def _sink_agent(app: faust.App, topology: Topology, spec: ClickHouseSinkSpec, endpoints: Endpoints,
-                crash: Fatal) -> Callable[[StreamT], Awaitable[None]]:
-    async def run(stream: StreamT) -> None:
+                crash: Fatal) -> Callable[[StreamT[bytes]], Awaitable[None]]:
+    async def run(stream: StreamT[bytes]) -> None:
         sink = ClickHouseSink(spec.name, clickhouse_connect(endpoints.clickhouse), spec.table)
         work = SinkAgent(sink, app.topic(topology.pipeline.dead_letter), spec.source)
         try:

@@ -13,14 +13,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import cast
 
+from faust.streams import Stream
 from faust.types import EventT, StreamT
 
-Handler = Callable[[Sequence[EventT]], Awaitable[None]]
+Handler = Callable[[Sequence[EventT[bytes]]], Awaitable[None]]
 
 
 async def consume_in_batches(
-    stream: StreamT,
+    stream: StreamT[bytes],
     handle: Handler,
     *,
     max_messages: int,
@@ -32,7 +34,7 @@ async def consume_in_batches(
     ``handle`` raises only for errors that must stop the worker: nothing of that batch is
     acked, and ``on_fatal`` (the app's crash) is called.
     """
-    buffer: list[EventT] = []
+    buffer: list[EventT[bytes]] = []
     oldest = 0.0
     lock = asyncio.Lock()
 
@@ -58,7 +60,8 @@ async def consume_in_batches(
 
     ticker = asyncio.create_task(timer())
     try:
-        async for event in stream.noack().events():
+        # Agents are handed a Stream; StreamT (their declared type) lacks noack().
+        async for event in cast(Stream[bytes], stream).noack().events():
             if ticker.done():
                 return  # the timer hit a fatal error and crashed the app
             if not buffer:

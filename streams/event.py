@@ -17,7 +17,8 @@ class PipelineEvent:
     """One event on its way through the stages.
 
     ``properties`` is parsed once and mutated in place by stages; ``team_id`` is set by the
-    ``resolve_project`` stage. ``raw`` stays as it arrived, for the dead-letter topic, and ``source_topic`` says where from.
+    ``resolve_project`` stage. ``raw`` stays as it arrived, for the dead-letter topic, and
+    ``source_topic`` says where it came from.
     """
 
     raw: RawEvent

@@ -92,11 +92,11 @@ class StageRunner:
             try:
                 outcome = await stage.process(event)
             except Exception as exc:  # noqa: BLE001 - every error becomes the stage's policy
-                outcome = self._policy(stage, spec, exc, attempt)
-                if outcome is None:
+                decided = self._policy(stage, spec, exc, attempt)
+                if decided is None:
                     await asyncio.sleep(min(BACKOFF_CAP, BACKOFF_START * 2 ** (attempt - 1)))
                     continue
-                return outcome
+                return decided
             if isinstance(outcome, Retry):
                 delay = min(BACKOFF_CAP, BACKOFF_START * 2 ** (attempt - 1))
                 log.warning("stage %s asked to retry in %.1fs: %s", stage.name, delay, outcome.reason)

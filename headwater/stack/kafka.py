@@ -49,7 +49,7 @@ def ensure_jars(cache_dir: Path, *, quiet: bool = False) -> Path:
            "-DincludeScope=runtime"]
     if quiet:
         cmd.insert(1, "-q")
-    done = subprocess.run(cmd, check=False)  # noqa: S603
+    done = subprocess.run(cmd, check=False)
     if done.returncode != 0:
         raise StackError(f"fetching the Kafka jars with Maven failed (exit {done.returncode})")
     marker.write_text(kafka_version())
@@ -104,7 +104,7 @@ def _log4j(home: Path) -> Path:
 
 def metadata_answers(bootstrap: str, timeout: float = 1.0) -> bool:
     """True when a broker at ``bootstrap`` answers a metadata request."""
-    first = bootstrap.split(",")[0].rsplit(":", 1)
+    first = bootstrap.split(",", maxsplit=1)[0].rsplit(":", 1)
     if len(first) == 2 and first[1].isdigit() and not port_answers(int(first[1]), first[0]):
         return False  # not listening yet: skip the client, which would log every refused connect
     admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000), "log_level": 0})
@@ -133,7 +133,7 @@ class KafkaService:
         base = [java, HEAP, f"-Dlog4j.configuration=file:{log4j}", "-cp", f"{jars}/*"]
         if not (home / "data" / "meta.properties").exists():
             fmt = [*base, "kafka.tools.StorageTool", "format", "-t", _cluster_id(home), "-c", str(props)]
-            done = subprocess.run(fmt, capture_output=True, text=True, check=False)  # noqa: S603
+            done = subprocess.run(fmt, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise StackError(f"formatting Kafka storage failed: {done.stderr.strip() or done.stdout.strip()}")
         log = ctx.logs / "kafka.log"

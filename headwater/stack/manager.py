@@ -78,11 +78,13 @@ def up(settings: Settings, progress: Progress = lambda _: None) -> list[ServiceS
     return status(settings)
 
 
-def down(settings: Settings, progress: Progress = lambda _: None) -> None:
-    """Stop exactly the processes ``up`` recorded, in reverse start order."""
+def down(settings: Settings, progress: Progress = lambda _: None, only: set[str] | None = None) -> None:
+    """Stop exactly the processes ``up`` recorded (or those of them named in ``only``)."""
     ctx = _context(settings)
     records = read_state(settings.stack_file)
     for service in reversed(SERVICES):
+        if only is not None and service.name not in only:
+            continue
         record = records.pop(service.name, None)
         if record is None:
             continue

@@ -42,13 +42,13 @@ def _as_root() -> bool:
 def _run(cmd: list[str], what: str) -> None:
     if _as_root():
         cmd = ["runuser", "-u", "postgres", "--", *cmd]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise StackError(f"{what} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
 
 
 def _reachable_by_postgres(path: Path) -> bool:
-    done = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(path)], check=False)  # noqa: S603,S607
+    done = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(path)], check=False)
     return done.returncode == 0
 
 
@@ -63,7 +63,7 @@ class PostgresService:
         if _as_root() and not _reachable_by_postgres(home):
             # A checkout under a private directory (e.g. /root): keep the cluster where the
             # postgres user can reach it, named after the state dir so stacks do not collide.
-            digest = hashlib.sha1(str(home).encode()).hexdigest()[:10]
+            digest = hashlib.sha256(str(home).encode()).hexdigest()[:10]
             alt = Path(tempfile.gettempdir()) / f"headwater-pg-{digest}"
             alt.mkdir(parents=True, exist_ok=True)
             (home / "location").write_text(str(alt))

@@ -24,8 +24,8 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def pick_port(preferred: int) -> int:
-    """``preferred`` when it is free, else a free port the kernel picks."""
-    if port_is_free(preferred):
+    """``preferred`` when it is free, else (or when it is 0) a free port the kernel picks."""
+    if preferred and port_is_free(preferred):
         return preferred
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -68,7 +68,7 @@ def spawn(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None, cwd:
     """Start ``cmd`` detached from this terminal, output appended to ``log``; return its pid."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        proc = subprocess.Popen(  # noqa: S603 - commands are built by the stack, not from input
+        proc = subprocess.Popen(
             list(cmd),
             stdout=out,
             stderr=subprocess.STDOUT,

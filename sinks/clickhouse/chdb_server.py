@@ -34,7 +34,7 @@ def owner_file(path: Path) -> Path:
 
 def create_app(path: Path) -> Starlette:
     path.mkdir(parents=True, exist_ok=True)
-    conn = chdb.connect(str(path))
+    conn = chdb.connect(str(path))  # type: ignore[no-untyped-call]
     lock = threading.Lock()
 
     def run(sql: str, fmt: str) -> bytes:

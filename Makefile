@@ -1,0 +1,41 @@
+# Headwater: the commands a person repeats. See README.md.
+.DEFAULT_GOAL := help
+VENV := .venv
+HW := $(VENV)/bin/headwater
+
+.PHONY: help setup demo test test-unit lint typecheck check bench up down status clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup:  ## install system packages, .venv and the Kafka jars (idempotent)
+	@bash scripts/setup.sh
+
+demo: setup  ## start everything, send sample events with the PostHog SDK, show what landed
+	@$(VENV)/bin/python scripts/demo.py
+
+test: setup  ## run the whole test suite (starts the services it needs)
+	@$(VENV)/bin/pytest
+
+test-unit: setup  ## only the tests that need no services
+	@$(VENV)/bin/pytest -m "not integration"
+
+lint:  ## ruff
+	@$(VENV)/bin/ruff check .
+
+typecheck:  ## mypy --strict
+	@$(VENV)/bin/mypy
+
+check: lint typecheck  ## lint and typecheck
+
+up: setup  ## start the local stack
+	@$(HW) up
+
+down:  ## stop the local stack
+	@$(HW) down
+
+status:  ## show the local stack
+	@$(HW) status
+
+clean: down  ## stop the stack and delete its data (.headwater/)
+	rm -rf .headwater

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# make setup: install what Headwater needs, idempotently, on a machine that may have none of it.
+#   system packages (Java, Maven, Postgres, Redis) · .venv with the project and its dev extras · Kafka jars
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+PYTHON=${PYTHON:-python3}
+
+# --- system packages -------------------------------------------------------------------
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+"$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    step "installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian's postgresql package starts a cluster of its own; Headwater runs its own.
+  else
+    echo "Headwater needs these system packages: ${missing[*]}" >&2
+    echo "Install them, then run make setup again:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+else
+  step "system packages: present (java, maven, postgresql, redis-server, node)"
+fi
+
+# --- Python environment ----------------------------------------------------------------
+if [[ ! -x .venv/bin/python ]]; then
+  step "creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.headwater-installed
+if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+  step "installing Headwater and its dev extras into .venv (takes a minute the first time)"
+  .venv/bin/pip install -q --upgrade pip wheel
+  .venv/bin/pip install -q -e '.[dev]'
+  touch "$stamp"
+else
+  step ".venv: up to date"
+fi
+
+# --- Kafka jars ------------------------------------------------------------------------
+step "Kafka jars (Maven Central, cached once)"
+.venv/bin/headwater install-kafka
+
+step "setup done"

@@ -1,0 +1,39 @@
+"""Shared test helpers: paths, and an isolated copy of the default topology."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streams.topology import Topology, load_topology
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TOPOLOGY = ROOT / "topology.yaml"
+
+
+def isolated_topology(prefix: str, **overrides: Any) -> dict[str, Any]:
+    """The default topology with every topic and the app id prefixed, as a YAML-ready dict."""
+    topology: Topology = load_topology(DEFAULT_TOPOLOGY)
+    doc = topology.model_dump(mode="json")
+
+    def rename(name: str) -> str:
+        return prefix + name
+
+    doc["app_id"] = rename(doc["app_id"])
+    doc["topics"] = {rename(k): v for k, v in doc["topics"].items()}
+    doc["capture"] = {k: rename(v) for k, v in doc["capture"].items()}
+    pipeline = doc["pipeline"]
+    pipeline["sources"] = [rename(s) for s in pipeline["sources"]]
+    pipeline["output"] = rename(pipeline["output"])
+    pipeline["dead_letter"] = rename(pipeline["dead_letter"])
+    for sink in doc["sinks"]:
+        sink["source"] = rename(sink["source"])
+    doc.update(overrides)
+    return doc
+
+
+def write_yaml(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
