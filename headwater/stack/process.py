@@ -64,6 +64,11 @@ def _not_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+# Detached children outlive the command that started them; holding their Popen objects keeps
+# Python from warning that a running subprocess was garbage-collected.
+_CHILDREN: list[subprocess.Popen[bytes]] = []
+
+
 def spawn(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
     """Start ``cmd`` detached from this terminal, output appended to ``log``; return its pid."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -77,6 +82,7 @@ def spawn(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None, cwd:
             env={**os.environ, **(env or {})},
             cwd=cwd,
         )
+    _CHILDREN.append(proc)
     return proc.pid
 
 

@@ -163,10 +163,10 @@ def start_gateway(stack: Endpoints, processes: list[Process], tmp_path: Path):  
 
 @pytest.fixture
 def start_worker(stack: Endpoints, processes: list[Process], tmp_path: Path):  # type: ignore[no-untyped-def]
-    def start(pipeline: Pipeline) -> Process:
+    def start(pipeline: Pipeline, **env: str) -> Process:
         port = pick_port(0)
         environment = {**stack_env(stack), "HEADWATER_TOPOLOGY": str(pipeline.path),
-                       "HEADWATER_WORKER_WEB_PORT": str(port), "HEADWATER_STATE_DIR": str(tmp_path / "state")}
+                       "HEADWATER_WORKER_WEB_PORT": str(port), "HEADWATER_STATE_DIR": str(tmp_path / "state"), **env}
         process = Process("worker", ["worker", "--loglevel", "info"], environment,
                           tmp_path / f"worker-{port}.log").start()
         processes.append(process)
