@@ -41,6 +41,8 @@ def inflate(data: bytes, limit: int, wbits: int = 16 + zlib.MAX_WBITS) -> bytes:
         raise BadRequest(f"the body is not valid compressed data: {exc}", "invalid_compression") from exc
     if len(out) > limit or inflater.unconsumed_tail:
         raise PayloadTooLarge(f"the decompressed body is larger than {limit} bytes")
+    if not inflater.eof:
+        raise BadRequest("the compressed body is truncated", "invalid_compression")
     return out
 
 

@@ -1,0 +1,78 @@
+"""Body decoding: the shapes and encodings the SDKs send, and the limits."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import zlib
+from urllib.parse import quote
+
+import orjson
+import pytest
+
+from capture_gateway.decode import RawRequest, decode_body
+from capture_gateway.errors import BadRequest, PayloadTooLarge
+
+EVENT = {"event": "e", "distinct_id": "d", "properties": {"token": "phc_x"}}
+LIMIT = 1024 * 1024
+
+
+def _req(body: bytes, query: dict[str, str] | None = None, content_type: str = "application/json",
+         encoding: str = "") -> RawRequest:
+    return RawRequest(body=body, query=query or {}, content_type=content_type, content_encoding=encoding)
+
+
+def test_plain_json() -> None:
+    assert decode_body(_req(orjson.dumps(EVENT)), LIMIT) == EVENT
+
+
+def test_gzip_by_magic_bytes_as_text_plain_without_a_hint() -> None:
+    body = gzip.compress(orjson.dumps([EVENT]))
+    assert decode_body(_req(body, content_type="text/plain"), LIMIT) == [EVENT]
+
+
+def test_gzip_by_content_encoding_and_by_query_hint() -> None:
+    body = gzip.compress(orjson.dumps(EVENT))
+    assert decode_body(_req(body, encoding="gzip"), LIMIT) == EVENT
+    assert decode_body(_req(body, {"compression": "gzip-js"}), LIMIT) == EVENT
+
+
+def test_deflate() -> None:
+    assert decode_body(_req(zlib.compress(orjson.dumps(EVENT)), encoding="deflate"), LIMIT) == EVENT
+
+
+def test_base64_form_data_with_plus_turned_into_space() -> None:
+    encoded = base64.b64encode(orjson.dumps({**EVENT, "properties": {"x": "???>>>"}})).decode()
+    assert "+" in encoded or "/" in encoded
+    form = f"data={encoded.replace('+', ' ')}".encode()
+    result = decode_body(_req(form, content_type="application/x-www-form-urlencoded"), LIMIT)
+    assert result["properties"] == {"x": "???>>>"}
+
+
+def test_data_query_parameter_base64_twice() -> None:
+    once = base64.b64encode(orjson.dumps(EVENT))
+    twice = base64.b64encode(once).decode()
+    assert decode_body(_req(b"", {"data": twice}), LIMIT) == EVENT
+
+
+def test_form_with_compression_field() -> None:
+    data = quote(base64.b64encode(gzip.compress(orjson.dumps(EVENT))).decode())
+    body = f"data={data}&compression=gzip-js".encode()
+    assert decode_body(_req(body, content_type="application/x-www-form-urlencoded"), LIMIT) == EVENT
+
+
+def test_gzip_bomb_is_refused_without_inflating_it_all() -> None:
+    bomb = gzip.compress(b" " * (LIMIT * 20))
+    assert len(bomb) < LIMIT // 10
+    with pytest.raises(PayloadTooLarge):
+        decode_body(_req(bomb), LIMIT)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [(b"{nope", "invalid_json"), (b"", "empty_payload"), (b"\x1f\x8b\x08\x00bad", "invalid_compression")],
+)
+def test_malformed_bodies(body: bytes, code: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        decode_body(_req(body), LIMIT)
+    assert caught.value.code == code
