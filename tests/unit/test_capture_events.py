@@ -150,5 +150,6 @@ def test_any_event_json_is_either_accepted_or_a_bad_request(event: dict[str, Any
     except BadRequest:
         return
     if raw is not None:
-        assert raw["distinct_id"] and raw["event"]
+        assert raw["distinct_id"]
+        assert raw["event"]
         uuid.UUID(raw["uuid"])

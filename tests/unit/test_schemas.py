@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from typing import Any
 
@@ -87,7 +88,7 @@ def incompatibilities(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize("subject", sorted(registry.versions()))
 def test_each_version_is_fully_compatible_with_the_previous(subject: str) -> None:
     versions = registry.versions()[subject]
-    for old, new in zip(versions, versions[1:], strict=False):
+    for old, new in itertools.pairwise(versions):
         assert incompatibilities(old.raw(), new.raw()) == [], f"{new.file} breaks {old.file}"
 
 

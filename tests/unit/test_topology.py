@@ -69,7 +69,7 @@ pipeline:
         "events_overflow, events_raw)",
         "11:3 pipeline.output: unknown topic 'events_processed' (declared: events_dlq, events_historical, "
         "events_overflow, events_raw)",
-        "10:7 pipeline.stages[1].name: duplicate stage name 'a'",
+        "10:8 pipeline.stages[1].name: duplicate stage name 'a'",
     ]
 
 
