@@ -181,11 +181,20 @@ def worker(loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "wa
 
 
 @app.command()
-def run() -> None:
-    """Run gateway and worker together in the foreground; Ctrl-C stops both."""
+def run(
+    detach: Annotated[bool, typer.Option("--detach", help="Run in the background; `headwater down` stops them.")]
+    = False,
+) -> None:
+    """Run gateway and worker together; in the foreground unless --detach (Ctrl-C stops both)."""
     settings = _settings()
     resolve_endpoints(settings)
     _topology(settings)
+    if detach:
+        from headwater.stack.apps import start_apps
+
+        for record in start_apps(settings).values():
+            _say(f"{record.name}: running (pid {record.pid}) at {record.url}, log {record.log}")
+        return
     exe = [sys.executable, "-m", "headwater.cli"]
     children = [subprocess.Popen([*exe, "gateway"]), subprocess.Popen([*exe, "worker"])]
     _say(f"gateway on http://{settings.gateway_host}:{settings.gateway_port}, worker running; Ctrl-C stops both")

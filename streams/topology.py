@@ -80,12 +80,12 @@ SinkSpec = Annotated[ClickHouseSinkSpec, Field(discriminator="type")]
 class Topology(_Strict):
     """The whole pipeline."""
 
-    version: Literal[1] = 1
-    app_id: Name = Field("headwater", description="Faust app id: the consumer group prefix.")
-    topics: dict[Name, TopicSpec]
-    capture: CaptureSpec = CaptureSpec()
-    pipeline: PipelineSpec
-    sinks: list[SinkSpec] = Field(default_factory=list)
+    version: Literal[1] = Field(1, description="Format version of this file.")
+    app_id: Name = Field("headwater", description="Faust app id: the consumer group and state prefix.")
+    topics: dict[Name, TopicSpec] = Field(description="Every Kafka topic the pipeline uses, by name.")
+    capture: CaptureSpec = Field(CaptureSpec(), description="Where the gateway writes.")
+    pipeline: PipelineSpec = Field(description="Raw events in, processed events out.")
+    sinks: list[SinkSpec] = Field(default_factory=list, description="Where processed events are written.")
 
     def graph_problems(self) -> list[tuple[tuple[int | str, ...], str]]:
         """Problems between components (unknown topics, duplicate names), each with its YAML path."""

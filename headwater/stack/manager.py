@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from headwater.errors import StackError
 from headwater.settings import Settings
+from headwater.stack.apps import APPS, app_healthy, stop_app
 from headwater.stack.clickhouse import ClickHouseService
 from headwater.stack.kafka import KafkaService
 from headwater.stack.postgres import PostgresService
@@ -82,6 +83,16 @@ def down(settings: Settings, progress: Progress = lambda _: None, only: set[str]
     """Stop exactly the processes ``up`` recorded (or those of them named in ``only``)."""
     ctx = _context(settings)
     records = read_state(settings.stack_file)
+    for name in APPS:
+        app = records.get(name)
+        if app is None or (only is not None and name not in only):
+            continue
+        if pid_alive(app.pid):
+            progress(f"{name}: stopping (pid {app.pid}) …")
+            stop_app(app)
+        records.pop(name)
+        write_state(settings.stack_file, records)
+        progress(f"{name}: stopped")
     for service in reversed(SERVICES):
         if only is not None and service.name not in only:
             continue
@@ -108,4 +119,9 @@ def status(settings: Settings) -> list[ServiceStatus]:
         else:
             state = "running" if service.healthy(record) else "unhealthy"
             result.append(ServiceStatus(service.name, state, record.url, record.pid, record.log))
+    for name in APPS:
+        app = records.get(name)
+        if app is not None and pid_alive(app.pid):
+            state = "running" if app_healthy(app) else "unhealthy"
+            result.append(ServiceStatus(name, state, app.url, app.pid, app.log))
     return result

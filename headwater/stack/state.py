@@ -17,6 +17,10 @@ class ServiceRecord:
     url: str
     log: str
 
+    @property
+    def log_path(self) -> Path:
+        return Path(self.log)
+
 
 def read_state(path: Path) -> dict[str, ServiceRecord]:
     """The services recorded in ``path``; empty when the stack never ran."""

@@ -31,14 +31,6 @@ from sinks.clickhouse.client import connect as clickhouse_connect
 from streams.topology import Topology, load_topology
 from tests.conftest import ROOT, isolated_topology, write_yaml
 
-pytestmark = pytest.mark.integration
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "integration" in str(item.path):
-            item.add_marker(pytest.mark.integration)
-
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:

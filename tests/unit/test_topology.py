@@ -77,3 +77,11 @@ def test_yaml_syntax_errors_have_a_location(tmp_path: Path) -> None:
     problems = _problems(tmp_path, "topics:\n  events_raw: [\n")
     assert len(problems) == 1
     assert problems[0].split(" ")[0].count(":") == 1  # line:col
+
+
+def test_the_reference_docs_are_current() -> None:
+    from streams.topology_docs import render
+    from tests.conftest import ROOT
+
+    assert (ROOT / "docs" / "topology.md").read_text() == render() + "\n", (
+        "docs/topology.md is stale: python -m streams.topology_docs > docs/topology.md")
