@@ -2,7 +2,8 @@
 
 Order: payload from the ``data`` query parameter, else the body; a urlencoded form's ``data``
 field; the compression hint (query ``compression``, form ``compression``, then
-``Content-Encoding``); gzip also by its magic bytes; base64 when it decodes. Decompressed size
+``Content-Encoding``): gzip/gzip-js (also by its magic bytes, whatever the hint), deflate, zstd
+(also by magic bytes), lz64/lz-string; base64 when it decodes (twice on legacy paths). Decompressed size
 is limited while inflating, so a gzip bomb costs at most ``limit`` bytes of memory.
 """
 
@@ -10,16 +11,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import zlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+import zstandard
 
 from capture_gateway.errors import BadRequest, PayloadTooLarge
+from capture_gateway.lzstring import LZStringError, LZStringTooLarge, decompress_from_base64
 
 GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,29 @@ def inflate(data: bytes, limit: int, wbits: int = 16 + zlib.MAX_WBITS) -> bytes:
         raise PayloadTooLarge(f"the decompressed body is larger than {limit} bytes")
     if not inflater.eof:
         raise BadRequest("the compressed body is truncated", "invalid_compression")
+    return out
+
+
+def unlz64(data: bytes, limit: int) -> bytes:
+    """lz-string's ``compressToBase64`` (old posthog-js), decoded within ``limit``."""
+    try:
+        text = decompress_from_base64(data.decode("ascii", errors="replace"), limit)
+    except LZStringTooLarge as exc:
+        raise PayloadTooLarge(f"the decompressed body is larger than {limit} bytes") from exc
+    except LZStringError as exc:
+        raise BadRequest(f"the body is not valid lz-string data: {exc}", "invalid_compression") from exc
+    return text.encode("utf-8", errors="surrogatepass")
+
+
+def unzstd(data: bytes, limit: int) -> bytes:
+    """zstd (the v1 protocol's ``Content-Encoding: zstd``), decoded within ``limit``."""
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
+            out = reader.read(limit + 1)
+    except zstandard.ZstdError as exc:
+        raise BadRequest(f"the body is not valid zstd data: {exc}", "invalid_compression") from exc
+    if len(out) > limit:
+        raise PayloadTooLarge(f"the decompressed body is larger than {limit} bytes")
     return out
 
 
@@ -76,7 +104,11 @@ def decode_body(request: RawRequest, limit: int) -> Any:
         payload = request.body
     hint = (hint or request.content_encoding).lower()
 
-    if payload[:2] == GZIP_MAGIC or hint in {"gzip", "gzip-js"}:
+    if hint in {"lz64", "lz-string"}:
+        payload = unlz64(payload, limit)
+    elif hint == "zstd" or payload[:4] == ZSTD_MAGIC:
+        payload = unzstd(payload, limit)
+    elif payload[:2] == GZIP_MAGIC or hint in {"gzip", "gzip-js"}:
         if payload[:2] != GZIP_MAGIC:
             payload = _maybe_base64(payload)
         payload = inflate(payload, limit)

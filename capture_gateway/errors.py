@@ -2,9 +2,12 @@
 
     CaptureError                      (status, code)
     ├── BadRequest                    400  invalid_payload, invalid_json, missing_event, …
-    ├── Unauthorized                  401  missing_token, invalid_token, unknown_token
+    ├── Unauthorized                  401  missing_token, invalid_token, unknown_token, personal_api_key
+    ├── RequestTimeout                408  request_timeout
     ├── PayloadTooLarge               413  payload_too_large
-    └── ServiceUnavailable            503  kafka_unavailable, projects_unavailable
+    ├── UnsupportedMediaType          415  unsupported_encoding
+    ├── RateLimited                   429  rate_limited
+    └── ServiceUnavailable            503  kafka_unavailable, projects_unavailable, topic_missing
 
 A handler raises these; one exception handler in ``app.py`` renders them. Anything else
 escaping a handler is a bug: it is logged and answered 500 without a traceback.
@@ -34,9 +37,24 @@ class Unauthorized(CaptureError):
     code = "invalid_token"
 
 
+class RequestTimeout(CaptureError):
+    status = 408
+    code = "request_timeout"
+
+
+class RateLimited(CaptureError):
+    status = 429
+    code = "rate_limited"
+
+
 class PayloadTooLarge(CaptureError):
     status = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(CaptureError):
+    status = 415
+    code = "unsupported_encoding"
 
 
 class ServiceUnavailable(CaptureError):

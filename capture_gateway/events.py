@@ -221,4 +221,5 @@ def to_raw_event(event: Any, token: str, batch: Batch, ctx: CaptureContext) -> R
         set_once=_json_object(event.get("$set_once"), "$set_once"),
         historical_migration=batch.historical_migration,
         capture_warnings=warnings,
+        skip_person_processing=False,
     )

@@ -21,10 +21,10 @@ from capture_gateway.errors import ServiceUnavailable
 @dataclass(frozen=True)
 class OutgoingMessage:
     topic: str
-    partition: int
+    partition: int | None  # None: the producer's partitioner picks one
     key: bytes | None
     value: bytes
-    headers: list[tuple[str, str | bytes | None]]
+    headers: list[tuple[str, bytes]]
 
 
 class KafkaProducer:
@@ -83,10 +83,12 @@ class KafkaProducer:
 
         for message in messages:
             fut: asyncio.Future[None] = loop.create_future()
+            headers: list[tuple[str, str | bytes | None]] = list(message.headers)
             try:
                 self._producer.produce(
-                    message.topic, value=message.value, key=message.key, partition=message.partition,
-                    headers=message.headers, on_delivery=report(fut),
+                    message.topic, value=message.value, key=message.key,
+                    partition=-1 if message.partition is None else message.partition,
+                    headers=headers, on_delivery=report(fut),
                 )
             except BufferError as exc:
                 fut.cancel()

@@ -1,11 +1,20 @@
-"""Raw events → envelopes → Kafka: the gateway's write path."""
+"""Routed events → envelopes → Kafka: the gateway's write path.
+
+Live and historical events are packed per partition of their key ``token:distinct_id``;
+overflow events have no key and the producer spreads their envelopes; dead letters are
+one event per message with the dead-letter headers. Every envelope carries the headers
+``token``, ``count`` and ``now``, plus ``distinct_id`` and ``event`` when all its events share
+them, so consumers can filter without decoding.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from capture_gateway.producer import KafkaProducer, OutgoingMessage
-from schemas.envelope import event_key, pack
+from capture_gateway.routing import Routed
+from schemas.dead_letter import Headers, dead_letter_headers
+from schemas.envelope import Envelope, event_key, pack
 from schemas.events import RawEvent
 from schemas.serializer import AvroSerializer
 from streams.topology import CaptureSpec
@@ -18,34 +27,56 @@ def _key(event: RawEvent) -> bytes:
 
 
 def _size(event: RawEvent) -> int:
-    return len(event["properties"]) + len(event["distinct_id"]) + len(event["event"]) + 120
+    return len(event["properties"]) + len(event["distinct_id"]) + len(event["event"]) + 160
+
+
+def _headers(envelope: Envelope[RawEvent], token: str, now: int) -> Headers:
+    headers: Headers = [("token", token.encode()), ("count", str(len(envelope.events)).encode()),
+                        ("now", str(now).encode())]
+    first = envelope.events[0]
+    if all(e["distinct_id"] == first["distinct_id"] for e in envelope.events):
+        headers.append(("distinct_id", first["distinct_id"].encode()))
+    if all(e["event"] == first["event"] for e in envelope.events):
+        headers.append(("event", first["event"].encode()))
+    return headers
 
 
 class Publisher:
-    """Writes a request's events as envelopes to the capture topics and awaits Kafka's ack."""
+    """Writes a request's routed events to Kafka and returns once Kafka acknowledged all of them."""
 
-    def __init__(self, producer: KafkaProducer, capture: CaptureSpec) -> None:
+    def __init__(self, producer: KafkaProducer, capture: CaptureSpec, dead_letter_topic: str) -> None:
         self._producer = producer
         self._capture = capture
+        self._dead_letter_topic = dead_letter_topic
 
-    async def publish(self, events: Sequence[RawEvent], token: str, now: int) -> None:
-        live = [e for e in events if not e["historical_migration"]]
-        historical = [e for e in events if e["historical_migration"]]
+    async def publish(self, routed: Routed, token: str, now: int) -> None:
         messages: list[OutgoingMessage] = []
-        for topic, group in ((self._capture.topic, live), (self._capture.historical_topic, historical)):
-            if group:
-                messages.extend(await self._messages(topic, group, token, now))
-        await self._producer.send(messages)
+        for topic, events in ((self._capture.topic, routed.live), (self._capture.historical_topic, routed.historical)):
+            if events:
+                messages += self._keyed(topic, await self._producer.partitions(topic), events, token, now)
+        if routed.overflow:
+            messages += self._unkeyed(self._capture.overflow_topic, routed.overflow, token, now)
+        for event in routed.dead_letter:
+            headers = dead_letter_headers(reason="event_restriction", stage="capture", error="",
+                                          source_topic=self._capture.topic)
+            value = _SERIALIZER.encode({"events": [event]})
+            messages.append(OutgoingMessage(self._dead_letter_topic, None, _key(event), value, headers))
+        if messages:
+            await self._producer.send(messages)
 
-    async def _messages(self, topic: str, events: Sequence[RawEvent], token: str, now: int) -> list[OutgoingMessage]:
-        partitions = await self._producer.partitions(topic)
-        out = []
-        for envelope in pack(events, key_of=_key, size_of=_size, partitions=partitions):
-            headers: list[tuple[str, str | bytes | None]] = [
-                ("token", token.encode()),
-                ("count", str(len(envelope.events)).encode()),
-                ("now", str(now).encode()),
-            ]
-            value = _SERIALIZER.encode({"events": envelope.events})
-            out.append(OutgoingMessage(topic, envelope.partition, envelope.key, value, headers))
-        return out
+    def _keyed(self, topic: str, partitions: int, events: Sequence[RawEvent], token: str,
+               now: int) -> list[OutgoingMessage]:
+        return [
+            OutgoingMessage(topic, envelope.partition, envelope.key,
+                            _SERIALIZER.encode({"events": envelope.events}), _headers(envelope, token, now))
+            for envelope in pack(events, key_of=_key, size_of=_size, partitions=partitions)
+        ]
+
+    def _unkeyed(self, topic: str, events: Sequence[RawEvent], token: str, now: int) -> list[OutgoingMessage]:
+        # No key, no partition: the producer spreads them (librdkafka's random partitioner).
+        return [
+            OutgoingMessage(topic, None, None, _SERIALIZER.encode({"events": envelope.events}),
+                            _headers(envelope, token, now))
+            for envelope in pack(events, key_of=lambda _: b"", size_of=_size, partitions=1)
+        ]
+

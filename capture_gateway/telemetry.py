@@ -12,6 +12,7 @@ REQUEST_SECONDS = Histogram(
     "headwater_capture_request_seconds", "Time from request to answer.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+EVENTS_OVERFLOWED = Counter("headwater_capture_events_overflowed", "Events routed to the overflow topic.")
 PAYLOAD_BYTES = Histogram(
     "headwater_capture_payload_bytes", "Request body size as received.",
     buckets=(256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 20971520),

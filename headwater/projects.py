@@ -1,23 +1,28 @@
-"""Projects and their API tokens: stored in Postgres, looked up through Redis and a local cache.
+"""Projects, their API tokens and limits: stored in Postgres, looked up through Redis and a local cache.
 
 The gateway and the worker resolve a token on every request or batch; in steady state that
 costs a dict lookup. A miss asks Redis, then Postgres, and caches the answer (an unknown token
-too) for ``ttl`` seconds, so a revoked token stops working within ``ttl`` seconds.
+too) for ``ttl`` seconds, so a revoked token, a new limit or a new restriction takes effect
+within ``ttl`` seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import orjson
 import psycopg
 import redis.asyncio as aioredis
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from headwater.errors import HeadwaterError
+from headwater.errors import ConfigError, HeadwaterError
+from headwater.restrictions import Restriction
 
 
 class ProjectLookupError(HeadwaterError):
@@ -26,9 +31,33 @@ class ProjectLookupError(HeadwaterError):
 
 @dataclass(frozen=True)
 class Project:
+    """A project as the gateway and workers need it: identity, limits and restrictions."""
+
     id: int
     name: str
     api_token: str
+    monthly_event_quota: int | None = None
+    rate_limit_per_second: float | None = None
+    discard_client_ip: bool = False
+    restrictions: tuple[Restriction, ...] = field(default=())
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Project:
+        restrictions = tuple(Restriction.from_row(r) for r in row.pop("restrictions", None) or ())
+        return cls(**row, restrictions=restrictions)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+
+_SELECT = """
+SELECT p.id, p.name, p.api_token, p.monthly_event_quota, p.rate_limit_per_second, p.discard_client_ip,
+       COALESCE((SELECT json_agg(json_build_object('id', r.id, 'action', r.action, 'events', r.events,
+                                                   'distinct_ids', r.distinct_ids, 'uuids', r.uuids) ORDER BY r.id)
+                 FROM event_restrictions r WHERE r.project_id = p.id), '[]') AS restrictions
+FROM projects p
+WHERE p.revoked_at IS NULL
+"""
 
 
 def new_token() -> str:
@@ -36,25 +65,63 @@ def new_token() -> str:
     return "phc_" + secrets.token_urlsafe(32)
 
 
+async def _connect(dsn: str) -> psycopg.AsyncConnection[dict[str, Any]]:
+    return await psycopg.AsyncConnection.connect(dsn, row_factory=dict_row)
+
+
 async def create_project(dsn: str, name: str, token: str | None = None) -> Project:
     token = token or new_token()
-    async with await psycopg.AsyncConnection.connect(dsn, row_factory=dict_row) as conn:
-        row = await (
-            await conn.execute(
-                "INSERT INTO projects (name, api_token) VALUES (%s, %s) RETURNING id, name, api_token",
-                (name, token),
-            )
-        ).fetchone()
+    async with await _connect(dsn) as conn:
+        try:
+            await conn.execute("INSERT INTO projects (name, api_token) VALUES (%s, %s)", (name, token))
+        except psycopg.errors.UniqueViolation as exc:
+            raise ConfigError(f"a project with the token {token!r} exists already") from exc
+        cur = await conn.execute(_SELECT + " AND p.api_token = %s", (token,))
+        row = await cur.fetchone()
     assert row is not None
-    return Project(**row)
+    return Project.from_row(row)
 
 
 async def list_projects(dsn: str) -> list[Project]:
-    async with await psycopg.AsyncConnection.connect(dsn, row_factory=dict_row) as conn:
-        rows = await (
-            await conn.execute("SELECT id, name, api_token FROM projects WHERE revoked_at IS NULL ORDER BY id")
-        ).fetchall()
-    return [Project(**row) for row in rows]
+    async with await _connect(dsn) as conn:
+        rows = await (await conn.execute(_SELECT + " ORDER BY p.id")).fetchall()
+    return [Project.from_row(row) for row in rows]
+
+
+async def find_project(dsn: str, ref: str) -> Project:
+    """A live project by id, token or name; ``ConfigError`` when none or several match."""
+    async with await _connect(dsn) as conn:
+        rows = await (await conn.execute(
+            _SELECT + " AND (p.id::text = %(r)s OR p.api_token = %(r)s OR p.name = %(r)s)", {"r": ref}
+        )).fetchall()
+    if not rows:
+        raise ConfigError(f"no project {ref!r}: `headwater project list` shows them")
+    if len(rows) > 1:
+        raise ConfigError(f"{len(rows)} projects are named {ref!r}: use the id or the token")
+    return Project.from_row(rows[0])
+
+
+async def update_project(dsn: str, project_id: int, **changes: object) -> Project:
+    """Set limits or settings (``monthly_event_quota``, ``rate_limit_per_second``, ``discard_client_ip``)."""
+    allowed = {"monthly_event_quota", "rate_limit_per_second", "discard_client_ip", "name"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ConfigError(f"cannot change {', '.join(sorted(unknown))}")
+    async with await _connect(dsn) as conn:
+        for column, value in changes.items():
+            await conn.execute(
+                sql.SQL("UPDATE projects SET {} = %s WHERE id = %s").format(sql.Identifier(column)),
+                (value, project_id),
+            )
+        row = await (await conn.execute(_SELECT + " AND p.id = %s", (project_id,))).fetchone()
+    if row is None:
+        raise ConfigError(f"no live project with id {project_id}")
+    return Project.from_row(row)
+
+
+async def revoke_project(dsn: str, project_id: int) -> None:
+    async with await _connect(dsn) as conn:
+        await conn.execute("UPDATE projects SET revoked_at = now() WHERE id = %s", (project_id,))
 
 
 class ProjectResolver:
@@ -94,23 +161,17 @@ class ProjectResolver:
             cached = None  # Redis is a cache: fall through to Postgres
         if cached is not None:
             doc = orjson.loads(cached)
-            return Project(**doc) if doc else None
+            return Project.from_row(doc) if doc else None
         project = await self._from_postgres(token)
-        try:
-            value = orjson.dumps(project.__dict__ if project else None)
-            await self._redis.set(key, value, ex=max(1, int(self._ttl)))
-        except aioredis.RedisError:
-            pass
+        with contextlib.suppress(aioredis.RedisError):
+            await self._redis.set(key, project.to_json() if project else b"null", ex=max(1, int(self._ttl)))
         return project
 
     async def _from_postgres(self, token: str) -> Project | None:
         try:
             async with self._pool.connection(timeout=5.0) as conn:
-                cur = await conn.execute(
-                    "SELECT id, name, api_token FROM projects WHERE api_token = %s AND revoked_at IS NULL",
-                    (token,),
-                )
-                row = await cur.fetchone()
+                cur = await conn.execute(_SELECT + " AND p.api_token = %s", (token,))
+                row: dict[str, Any] | None = await cur.fetchone()  # type: ignore[assignment]
         except (psycopg.Error, TimeoutError) as exc:
             raise ProjectLookupError(f"cannot look up the project token: {exc}") from exc
-        return Project(**row) if row else None  # type: ignore[arg-type]
+        return Project.from_row(row) if row else None

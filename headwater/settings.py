@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(
         default_factory=list, description="Addresses whose X-Forwarded-For the gateway believes (JSON list)."
     )
+    body_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request whose body stalls this long is answered 408."
+    )
+    overflow_events_per_second: float = Field(
+        100.0, gt=0, description="Events/s one token:distinct_id may send before the rest go to overflow."
+    )
+    overflow_burst: float = Field(1000.0, gt=0, description="Burst allowance of a key before overflow.")
     token_cache_seconds: float = Field(
         30.0, gt=0, description="How long a token lookup is cached (in process and in Redis)."
     )

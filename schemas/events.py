@@ -9,7 +9,7 @@ from typing import TypedDict
 
 
 class RawEvent(TypedDict):
-    """An event on ``events_raw``: see ``avro/raw_envelope.v1.avsc`` for each field."""
+    """An event on ``events_raw``: see ``avro/raw_envelope.v2.avsc`` for each field."""
 
     uuid: str
     event: str
@@ -24,6 +24,7 @@ class RawEvent(TypedDict):
     set_once: str | None
     historical_migration: bool
     capture_warnings: list[str]
+    skip_person_processing: bool
 
 
 class ProcessedEvent(TypedDict):

@@ -1,27 +1,13 @@
-"""The dead-letter topic: the original message of an event that could not be processed.
-
-Each dead letter is one Kafka message: the event as a one-event envelope in the wire format
-it arrived in (so ``headwater dlq replay`` can put it back on its source topic), with the
-reason, stage, error, source topic and time in headers.
-"""
+"""Sending dead letters from a Faust worker (format: ``schemas.dead_letter``)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable
 
 from faust.types import TopicT
 from faust.types.tuples import RecordMetadata
 
-
-def dead_letter_headers(*, reason: str, stage: str, error: str, source_topic: str) -> list[tuple[str, bytes]]:
-    return [
-        ("reason", reason.encode()),
-        ("stage", stage.encode()),
-        ("error", error[:2000].encode()),
-        ("source_topic", source_topic.encode()),
-        ("time", str(time.time_ns() // 1000).encode()),
-    ]
+from schemas.dead_letter import dead_letter_headers
 
 
 async def send_dead_letter(

@@ -76,3 +76,28 @@ def test_malformed_bodies(body: bytes, code: str) -> None:
     with pytest.raises(BadRequest) as caught:
         decode_body(_req(body), LIMIT)
     assert caught.value.code == code
+
+
+def test_lz64_by_hint_and_its_bomb() -> None:
+    from capture_gateway.lzstring import compress_to_base64
+
+    body = compress_to_base64(orjson.dumps([EVENT]).decode()).encode()
+    assert decode_body(_req(body, {"compression": "lz64"}), LIMIT) == [EVENT]
+    form = b"data=" + quote(body.decode()).encode() + b"&compression=lz64"
+    assert decode_body(_req(form, content_type="application/x-www-form-urlencoded"), LIMIT) == [EVENT]
+    bomb = compress_to_base64("[" + " " * (LIMIT * 2) + "]").encode()
+    with pytest.raises(PayloadTooLarge):
+        decode_body(_req(bomb, {"compression": "lz-string"}), LIMIT)
+    with pytest.raises(BadRequest):
+        decode_body(_req(b"!!!", {"compression": "lz64"}), LIMIT)
+
+
+def test_zstd_by_header_and_magic_with_a_limit() -> None:
+    import zstandard
+
+    body = zstandard.ZstdCompressor().compress(orjson.dumps(EVENT))
+    assert decode_body(_req(body, encoding="zstd"), LIMIT) == EVENT
+    assert decode_body(_req(body), LIMIT) == EVENT
+    bomb = zstandard.ZstdCompressor().compress(b" " * (LIMIT * 3))
+    with pytest.raises(PayloadTooLarge):
+        decode_body(_req(bomb, encoding="zstd"), LIMIT)

@@ -19,7 +19,7 @@ Policy = Literal["retry", "dead_letter", "drop", "stop"]
 def _event(distinct_id: str = "d") -> PipelineEvent:
     raw = RawEvent(uuid="0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b", event="e", distinct_id=distinct_id, token="t",
                    timestamp=1, now=1, sent_at=None, ip=None, properties="{}", set=None, set_once=None,
-                   historical_migration=False, capture_warnings=[])
+                   historical_migration=False, capture_warnings=[], skip_person_processing=False)
     return PipelineEvent.from_raw(raw, "events_raw")
 
 

@@ -18,7 +18,7 @@ RAW_EVENT = {
     "uuid": "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b", "event": "$pageview", "distinct_id": "u1", "token": "phc_x",
     "timestamp": 1_700_000_000_123_456, "now": 1_700_000_000_200_000, "sent_at": None, "ip": "127.0.0.1",
     "properties": '{"$current_url": "https://example.com"}', "set": None, "set_once": '{"a": 1}',
-    "historical_migration": False, "capture_warnings": [],
+    "historical_migration": False, "capture_warnings": [], "skip_person_processing": True,
 }
 
 
@@ -28,6 +28,18 @@ def test_round_trip_in_confluent_wire_format() -> None:
     assert data[0] == 0
     assert int.from_bytes(data[1:5], "big") == registry.latest("raw_envelope").id
     assert serializer.decode(data) == {"events": [RAW_EVENT, RAW_EVENT]}
+
+
+def test_messages_written_with_an_older_version_still_decode() -> None:
+    from schemas.registry import versions
+
+    v1 = versions()["raw_envelope"][0]
+    old_event = {k: v for k, v in RAW_EVENT.items() if k != "skip_person_processing"}
+    buf = io.BytesIO()
+    buf.write(b"\x00" + v1.id.to_bytes(4, "big"))
+    schemaless_writer(buf, v1.parsed(), {"events": [old_event]})
+    serializer: AvroSerializer[dict[str, Any]] = AvroSerializer("raw_envelope")
+    assert serializer.decode(buf.getvalue()) == {"events": [{**old_event, "skip_person_processing": False}]}
 
 
 def test_garbage_is_a_decode_error() -> None:

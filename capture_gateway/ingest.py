@@ -1,0 +1,81 @@
+"""The steps every capture protocol shares once a request is decoded: project, limits, route, write."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from starlette.requests import Request
+
+from capture_gateway import telemetry
+from capture_gateway.context import GatewayContext
+from capture_gateway.errors import PayloadTooLarge, RateLimited, RequestTimeout, ServiceUnavailable, Unauthorized
+from capture_gateway.routing import Routed, route
+from headwater.projects import Project, ProjectLookupError
+from schemas.events import RawEvent
+
+
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, at most ``limit`` bytes; ``RequestTimeout`` when a chunk takes longer than ``timeout``."""
+    chunks: list[bytes] = []
+    size = 0
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise RequestTimeout(f"the body did not arrive within {timeout:.0f}s") from None
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def client_ip(request: Request, trusted: frozenset[str]) -> str | None:
+    """The client address; ``X-Forwarded-For`` counts only when the peer is a trusted proxy."""
+    peer = request.client.host if request.client else None
+    if peer in trusted:
+        forwarded = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+        for address in reversed(forwarded):
+            if address not in trusted:
+                return address
+    return peer
+
+
+async def project_of(gateway: GatewayContext, token: str) -> Project:
+    try:
+        project = await gateway.projects.resolve(token)
+    except ProjectLookupError as exc:
+        raise ServiceUnavailable(str(exc), "projects_unavailable") from exc
+    if project is None:
+        raise Unauthorized("unknown project API token: create one with `headwater project create`", "unknown_token")
+    return project
+
+
+async def accept(gateway: GatewayContext, project: Project, events: Sequence[RawEvent], now: int) -> Routed:
+    """Apply the project's limits and restrictions, write what remains, return where each went.
+
+    Raises ``RateLimited`` (nothing written) or ``ServiceUnavailable`` (Kafka did not take it all).
+    """
+    if not gateway.rate_limiter.allow(project, len(events)):
+        telemetry.EVENTS_DROPPED.labels("rate_limited").inc(len(events))
+        raise RateLimited(f"project {project.id} is over its rate limit of {project.rate_limit_per_second}/s")
+    if gateway.quotas.over_quota(project):
+        telemetry.EVENTS_DROPPED.labels("quota_limited").inc(len(events))
+        return Routed(dropped=[(event, "quota_limited") for event in events])
+    routed = route(events, project, gateway.hot_keys)
+    if routed.dropped:
+        telemetry.EVENTS_DROPPED.labels("event_restriction").inc(len(routed.dropped))
+    if routed.overflow:
+        telemetry.EVENTS_OVERFLOWED.inc(len(routed.overflow))
+    try:
+        await gateway.publisher.publish(routed, project.api_token, now)
+    except ServiceUnavailable:
+        telemetry.EVENTS_DROPPED.labels("kafka_unavailable").inc(routed.written)
+        raise
+    gateway.quotas.count(project, routed.written)
+    telemetry.EVENTS_INGESTED.inc(routed.written)
+    return routed

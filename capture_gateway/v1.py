@@ -1,0 +1,101 @@
+"""The v1 capture protocol: ``POST /i/v1/analytics/events`` with a result per event.
+
+``Authorization: Bearer <project token>``; body ``{created_at, historical_migration?, batch}``
+(gzip, deflate or zstd by ``Content-Encoding``). Each event is checked on its own: a bad one
+gets ``{"result": "drop", "details": …}`` and the others are written. The answer is 200
+``{"results": {"<uuid>": {"result": "ok"}}}`` once Kafka has every written event; a Kafka
+failure is a 503 for the whole request (the SDK retries; uuids make that safe downstream).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from capture_gateway import telemetry
+from capture_gateway.capture import BATCH_LIMIT
+from capture_gateway.context import GatewayContext
+from capture_gateway.decode import RawRequest, decode_body
+from capture_gateway.errors import BadRequest, UnsupportedMediaType
+from capture_gateway.events import Batch, CaptureContext, check_token, now_micros, to_raw_event
+from capture_gateway.ingest import accept, client_ip, project_of, read_body
+from schemas.events import RawEvent
+
+ENCODINGS = {"", "identity", "gzip", "deflate", "zstd"}
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return check_token(token if scheme.lower() == "bearer" else None)
+
+
+def _as_v0_event(event: Any) -> Any:
+    """Fold v1's ``options`` and lifted fields back into the properties the pipeline reads."""
+    if not isinstance(event, dict):
+        return event
+    props = event.get("properties")
+    options = event.get("options")
+    if not isinstance(options, dict):
+        options = {}
+    if isinstance(props, dict):
+        props = dict(props)
+        if options.get("process_person_profile") is False:
+            props["$process_person_profile"] = False
+        if options.get("disable_skew_correction"):
+            props["$ignore_sent_at"] = True
+        for field in ("session_id", "window_id"):
+            if event.get(field) is not None:
+                props.setdefault(f"${field}", event[field])
+    return {**event, "properties": props}
+
+
+async def analytics_events(request: Request) -> Response:
+    gateway: GatewayContext = request.app.state.gateway
+    started = time.perf_counter()
+    token = _bearer(request)
+    encoding = request.headers.get("content-encoding", "").lower()
+    if encoding not in ENCODINGS:
+        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported (gzip, deflate, zstd)")
+    body = await read_body(request, BATCH_LIMIT, gateway.body_timeout)
+    telemetry.PAYLOAD_BYTES.observe(len(body))
+    raw = RawRequest(body=body, query={}, content_type=request.headers.get("content-type", ""),
+                     content_encoding=encoding)
+    payload = decode_body(raw, BATCH_LIMIT)
+    if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
+        raise BadRequest("the body must be {created_at, batch: [...]}")
+    project = await project_of(gateway, token)
+    batch = Batch(payload["batch"], token, payload.get("created_at"), bool(payload.get("historical_migration")))
+    ctx = CaptureContext(
+        now=now_micros(),
+        ip=None if project.discard_client_ip else client_ip(request, gateway.trusted_proxies),
+        sent_at_ms=None,
+        engage=False,
+    )
+    telemetry.EVENTS_RECEIVED.inc(len(batch.events))
+    results: dict[str, dict[str, str]] = {}
+    accepted: list[RawEvent] = []
+    for event in batch.events:
+        given_uuid = str(event.get("uuid", "")) if isinstance(event, dict) else ""
+        try:
+            converted = to_raw_event(_as_v0_event(event), token, batch, ctx)
+        except BadRequest as exc:
+            telemetry.EVENTS_DROPPED.labels(exc.code).inc()
+            results[given_uuid or f"invalid-{len(results)}"] = {"result": "drop", "details": exc.message}
+            continue
+        if converted is None:
+            results[given_uuid] = {"result": "drop", "details": "event type is not ingested"}
+            continue
+        accepted.append(converted)
+    if accepted:
+        routed = await accept(gateway, project, accepted, ctx.now)
+        for written in accepted:
+            results[written["uuid"]] = {"result": "ok"}
+        for dropped, cause in routed.dropped:
+            results[dropped["uuid"]] = {"result": "limited" if cause == "quota_limited" else "drop", "details": cause}
+    telemetry.REQUEST_SECONDS.observe(time.perf_counter() - started)
+    telemetry.REQUESTS.labels("200").inc()
+    return JSONResponse({"results": results})
