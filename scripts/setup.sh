@@ -15,6 +15,8 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)                    # make bench's load generator
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)          # the posthog-js browser test
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -30,7 +32,7 @@ if ((${#missing[@]})); then
     exit 1
   fi
 else
-  step "system packages: present (java, maven, postgresql, redis-server, node)"
+  step "system packages: present (java, maven, postgresql, redis-server, node, wrk, chromium)"
 fi
 
 # --- Python environment ----------------------------------------------------------------
@@ -46,6 +48,17 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   touch "$stamp"
 else
   step ".venv: up to date"
+fi
+
+# --- JavaScript SDKs for the tests (posthog-node, posthog-js) --------------------------
+if [[ -f tests/node/package-lock.json ]]; then
+  if [[ ! -d tests/node/node_modules || tests/node/package-lock.json -nt tests/node/node_modules ]]; then
+    step "installing the JavaScript PostHog SDKs the tests drive (npm ci in tests/node)"
+    npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+    touch tests/node/node_modules
+  else
+    step "tests/node: up to date"
+  fi
 fi
 
 # --- Kafka jars ------------------------------------------------------------------------

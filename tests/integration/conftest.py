@@ -17,19 +17,24 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from headwater.migrate import migrate_clickhouse, migrate_kafka, migrate_postgres
 from headwater.projects import Project, create_project
 from headwater.settings import Endpoints, Settings, resolve_endpoints
 from headwater.stack import manager
 from headwater.stack.process import pick_port
+from schemas.serializer import AvroSerializer
 from sinks.clickhouse.client import QueryResult
 from sinks.clickhouse.client import connect as clickhouse_connect
 from streams.topology import Topology, load_topology
 from tests.conftest import ROOT, isolated_topology, write_yaml
+
+RAW: AvroSerializer[dict[str, list[dict[str, Any]]]] = AvroSerializer("raw_envelope")
 
 
 @pytest.fixture(scope="session")
@@ -185,3 +190,42 @@ async def wait_for_count(endpoints: Endpoints, sql: str, expected: int, timeout:
             return value
         await asyncio.sleep(0.5)
     return value
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    """One message of a capture topic, its envelope decoded."""
+
+    partition: int
+    key: bytes | None
+    headers: dict[str, bytes]
+    events: list[dict[str, Any]]
+
+
+def read_topic(bootstrap: str, topic: str, partitions: int) -> list[KafkaRecord]:
+    """Every message of ``topic`` from the beginning to the high watermark, envelopes decoded."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4()}", "log_level": 0,
+                         "enable.auto.commit": False})
+    records: list[KafkaRecord] = []
+    try:
+        for p in range(partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high == low:
+                continue
+            consumer.assign([TopicPartition(topic, p, low)])
+            seen = low
+            while seen < high:
+                message = consumer.poll(10)
+                assert message is not None, f"partition {p}: nothing after offset {seen} of {high}"
+                assert message.error() is None, message.error()
+                headers = {k: v for k, v in (message.headers() or [])}
+                records.append(KafkaRecord(p, message.key(), headers, RAW.decode(message.value())["events"]))
+                seen = message.offset() + 1
+        return records
+    finally:
+        consumer.close()
+
+
+def read_uuids(bootstrap: str, topic: str, partitions: int) -> list[str]:
+    """Every event uuid in ``topic``'s envelopes."""
+    return [e["uuid"] for record in read_topic(bootstrap, topic, partitions) for e in record.events]

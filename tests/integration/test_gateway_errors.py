@@ -10,18 +10,14 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from headwater.projects import Project
 from headwater.settings import Endpoints, Settings
 from headwater.stack.kafka import KafkaService
 from headwater.stack.process import pick_port, terminate
 from headwater.stack.service import StackContext
-from schemas.serializer import AvroSerializer
 from tests.conftest import isolated_topology, write_yaml
-from tests.integration.conftest import Pipeline
-
-RAW: AvroSerializer[dict[str, list[dict[str, object]]]] = AvroSerializer("raw_envelope")
+from tests.integration.conftest import Pipeline, read_uuids
 
 
 def _batch(token: str, n: int = 1, uuids: list[str] | None = None) -> bytes:
@@ -59,30 +55,6 @@ def test_bad_input_gets_a_json_error_with_a_code(pipeline, project: Project, sta
     ok = post(_batch(project.api_token, 3))
     assert ok.status_code == 200
     assert ok.json() == {"status": "Ok"}
-
-
-def read_uuids(bootstrap: str, topic: str, partitions: int) -> list[str]:
-    """Every event uuid in ``topic``'s envelopes, read from the beginning to the high watermark."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4()}", "log_level": 0,
-                         "enable.auto.commit": False})
-    try:
-        uuids: list[str] = []
-        for p in range(partitions):
-            tp = TopicPartition(topic, p)
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            if high == low:
-                continue
-            consumer.assign([TopicPartition(topic, p, low)])
-            seen = low
-            while seen < high:
-                message = consumer.poll(10)
-                assert message is not None, f"partition {p}: nothing after offset {seen} of {high}"
-                assert message.error() is None, message.error()
-                uuids.extend(e["uuid"] for e in RAW.decode(message.value())["events"])
-                seen = message.offset() + 1
-        return uuids
-    finally:
-        consumer.close()
 
 
 @pytest.fixture
