@@ -1,0 +1,33 @@
+"""``headwater``: one command for everything a user does. See ``headwater --help``."""
+
+from __future__ import annotations
+
+import typer
+
+from headwater.cli import run, stack
+from headwater.cli.output import err
+from headwater.cli.projects import project_app, restrictions_app
+from headwater.cli.topology import topology_app
+from headwater.errors import HeadwaterError
+from schemas.errors import SchemaError
+from sinks.errors import SinkError
+from streams.errors import StreamsError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Headwater: PostHog-compatible event ingestion.")
+stack.register(app)
+run.register(app)
+app.add_typer(project_app, name="project")
+app.add_typer(restrictions_app, name="restrictions")
+app.add_typer(topology_app, name="topology")
+
+
+def main() -> None:
+    """Entry point: run the CLI, printing our errors as one clear message instead of a traceback."""
+    try:
+        app()
+    except StreamsError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise SystemExit(2) from None
+    except (HeadwaterError, SinkError, SchemaError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise SystemExit(1) from None

@@ -1,0 +1,5 @@
+"""``python -m headwater.cli``: how the stack starts gateway and worker processes."""
+
+from headwater.cli import main
+
+main()

@@ -1,0 +1,104 @@
+"""``headwater gateway | worker | run | query``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from headwater.cli.output import JsonFlag, console, print_json, say, settings, topology
+from headwater.settings import resolve_endpoints
+from sinks.clickhouse.client import connect as clickhouse_connect
+
+
+def gateway(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the capture gateway (PostHog's capture API) in the foreground."""
+    import uvicorn
+
+    from capture_gateway.app import create_app
+
+    current = settings()
+    application = create_app(current, resolve_endpoints(current), topology(current))
+    uvicorn.run(application, host=host or current.gateway_host, port=port or current.gateway_port,
+                log_level="warning", loop="uvloop", http="httptools", access_log=False)
+
+
+def worker(loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "warning") -> None:
+    """Run the stream worker (the topology's Faust app) in the foreground."""
+    from streams.app import run_worker
+
+    current = settings()
+    sys.argv = sys.argv[:1]  # Faust's worker reads argv; it has no options of ours to parse
+    run_worker(current, resolve_endpoints(current), topology(current), loglevel)
+
+
+def run(
+    detach: Annotated[bool, typer.Option("--detach", help="Run in the background; `headwater down` stops them.")]
+    = False,
+) -> None:
+    """Run gateway and worker together; in the foreground unless --detach (Ctrl-C stops both)."""
+    current = settings()
+    resolve_endpoints(current)
+    topology(current)
+    if detach:
+        from headwater.stack.apps import start_apps
+
+        for record in start_apps(current).values():
+            say(f"{record.name}: running (pid {record.pid}) at {record.url}, log {record.log}")
+        return
+    exe = [sys.executable, "-m", "headwater.cli"]
+    children = [subprocess.Popen([*exe, "gateway"]), subprocess.Popen([*exe, "worker"])]
+    say(f"gateway on http://{current.gateway_host}:{current.gateway_port}, worker running; Ctrl-C stops both")
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping and all(c.poll() is None for c in children):
+        time.sleep(0.2)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    codes = [c.wait(timeout=60) for c in children]
+    raise typer.Exit(0 if stopping else max(abs(c) for c in codes) or 1)
+
+
+def query(sql: str, as_json: JsonFlag = False) -> None:
+    """Run SQL against ClickHouse (embedded or server) and print the result."""
+    endpoints = resolve_endpoints(settings())
+
+    async def select() -> Any:
+        client = clickhouse_connect(endpoints.clickhouse)
+        try:
+            return await client.select(sql)
+        finally:
+            await client.aclose()
+
+    result = asyncio.run(select())
+    if as_json:
+        print_json([dict(zip(result.columns, row, strict=True)) for row in result.rows])
+        return
+    table = Table(*result.columns)
+    for row in result.rows:
+        table.add_row(*(v if isinstance(v, str) else json.dumps(v) for v in row))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(gateway)
+    app.command()(worker)
+    app.command()(run)
+    app.command()(query)
