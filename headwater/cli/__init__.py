@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from headwater.cli import run, stack
+from headwater.cli.dlq import dlq_app
 from headwater.cli.output import err
 from headwater.cli.projects import project_app, restrictions_app
 from headwater.cli.topology import topology_app
@@ -19,6 +20,7 @@ run.register(app)
 app.add_typer(project_app, name="project")
 app.add_typer(restrictions_app, name="restrictions")
 app.add_typer(topology_app, name="topology")
+app.add_typer(dlq_app, name="dlq")
 
 
 def main() -> None:

@@ -1,0 +1,57 @@
+"""Dead letters can be listed and replayed, and then land."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import httpx
+import orjson
+
+from headwater.projects import Project
+from headwater.restrictions import add_restriction, remove_restriction
+from headwater.settings import Endpoints
+from tests.conftest import ROOT
+from tests.integration.conftest import Pipeline, stack_env, wait_for_count
+
+
+def _cli(stack: Endpoints, pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **stack_env(stack), "HEADWATER_TOPOLOGY": str(pipeline.path)}
+    return subprocess.run([sys.executable, "-m", "headwater.cli", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+async def test_dead_lettered_events_are_listed_replayed_and_land(
+    stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway, start_worker
+) -> None:
+    restriction = await add_restriction(stack.postgres, project.id, "dead_letter", events=[],
+                                        distinct_ids=["held"], uuids=[])
+    gateway = start_gateway(pipeline, HEADWATER_TOKEN_CACHE_SECONDS="1")
+    start_worker(pipeline)
+    held = [str(uuid.uuid4()) for _ in range(3)]
+    batch = [{"event": "e", "distinct_id": "held", "uuid": u} for u in held]
+    batch.append({"event": "e", "distinct_id": "free", "uuid": str(uuid.uuid4())})
+    response = httpx.post(f"{gateway.url}/batch/", content=orjson.dumps({"api_key": project.api_token,
+                                                                          "batch": batch}))
+    assert response.status_code == 200
+    table = f"events FINAL WHERE team_id = {project.id}"
+    assert await wait_for_count(stack, f"SELECT count() FROM {table}", 1) == 1
+
+    listed = _cli(stack, pipeline, "dlq", "list", "--json", "--filter", "distinct_id=held")
+    assert listed.returncode == 0, listed.stderr
+    letters = json.loads(listed.stdout)
+    assert sorted(letter["uuid"] for letter in letters) == sorted(held)
+    assert {(letter["reason"], letter["stage"]) for letter in letters} == {("event_restriction", "capture")}
+
+    dry = _cli(stack, pipeline, "dlq", "replay", "--filter", "reason=event_restriction", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "3 dead letter(s) would be replayed" in dry.stderr
+
+    assert await remove_restriction(stack.postgres, restriction.id)
+    replayed = _cli(stack, pipeline, "dlq", "replay", "--filter", "reason=event_restriction")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "3 dead letter(s) replayed" in replayed.stderr
+    assert await wait_for_count(stack, f"SELECT count() FROM {table}", 4) == 4
