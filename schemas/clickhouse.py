@@ -30,4 +30,20 @@ PARTITION BY toYYYYMM(timestamp)
 ORDER BY (team_id, toDate(timestamp), event, cityHash64(distinct_id), cityHash64(uuid))
 """
 
-STATEMENTS: tuple[str, ...] = (EVENTS,)
+INGESTION_WARNINGS = """
+CREATE TABLE IF NOT EXISTS ingestion_warnings
+(
+    team_id Int64,
+    source String,
+    type String,
+    event_uuid String,
+    details String,
+    timestamp DateTime64(6, 'UTC'),
+    inserted_at DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (team_id, toHour(timestamp), type, source, event_uuid)
+"""
+
+STATEMENTS: tuple[str, ...] = (EVENTS, INGESTION_WARNINGS)

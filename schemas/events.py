@@ -27,6 +27,17 @@ class RawEvent(TypedDict):
     skip_person_processing: bool
 
 
+class IngestionWarning(TypedDict):
+    """A warning on ``ingestion_warnings``, one row of ClickHouse's ``ingestion_warnings`` table."""
+
+    team_id: int
+    type: str
+    source: str
+    event_uuid: str
+    details: str
+    timestamp: int
+
+
 class ProcessedEvent(TypedDict):
     """An event on ``events_processed``, one row of ClickHouse's ``events`` table."""
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from schemas.events import ProcessedEvent
+Record = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
 class Rejected:
-    """An event the destination refused for good, with its error."""
+    """A record the destination refused for good, with its error."""
 
-    event: ProcessedEvent
+    record: Record
     error: str
 
 
@@ -24,18 +24,18 @@ class FlushResult:
 
 
 class Sink(Protocol):
-    """Writes processed events to a destination, durably and idempotently by ``uuid``.
+    """Writes records (processed events, warnings) to a destination, durably and idempotently.
 
-    The worker calls ``write`` with the events of a batch of Kafka messages, then ``flush``,
+    The worker calls ``write`` with the records of a batch of Kafka messages, then ``flush``,
     and commits those messages' offsets only after ``flush`` returned. ``flush`` retries
-    transient failures itself (the partition waits; nothing is lost) and returns the events
-    the destination refused for good, which the worker dead-letters. Writing the same event
+    transient failures itself (the partition waits; nothing is lost) and returns the records
+    the destination refused for good, which the worker dead-letters. Writing the same record
     twice must leave one row: redelivery after a crash is normal.
     """
 
     name: str
 
-    def write(self, events: Sequence[ProcessedEvent]) -> None: ...
+    def write(self, records: Sequence[Record]) -> None: ...
 
     async def flush(self) -> FlushResult: ...
 

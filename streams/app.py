@@ -17,8 +17,10 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faust
+from prometheus_client import generate_latest
 from faust.types import EventT, StreamT, TopicT
 from faust.types.tuples import RecordMetadata
 
@@ -26,18 +28,20 @@ from headwater.projects import ProjectResolver
 from headwater.settings import Endpoints, Settings
 from schemas.envelope import pack
 from schemas.errors import SchemaError
-from schemas.events import ProcessedEvent, RawEvent
+from schemas.events import IngestionWarning, ProcessedEvent, RawEvent
 from schemas.serializer import AvroSerializer
 from sinks.clickhouse.client import connect as clickhouse_connect
+from sinks.clickhouse.rows import RECORD_KINDS, RecordKind
 from sinks.clickhouse.sink import ClickHouseSink
 from streams import telemetry
 from streams.batching import consume_in_batches
 from streams.dlq import send_dead_letter
-from streams.event import PipelineEvent, to_processed
+from streams.event import PipelineEvent
 from streams.runner import StageRunner
-from streams.stages import build_stage
 from streams.stages.base import StageDeps
+from streams.stages.registry import resolve_stage
 from streams.topology import ClickHouseSinkSpec, Topology
+from streams.warnings import WarningLimiter
 
 log = logging.getLogger("headwater.worker")
 
@@ -45,6 +49,7 @@ Fatal = Callable[[BaseException], Awaitable[None]]
 
 RAW: AvroSerializer[dict[str, list[RawEvent]]] = AvroSerializer("raw_envelope")
 PROCESSED: AvroSerializer[dict[str, list[ProcessedEvent]]] = AvroSerializer("processed_envelope")
+WARNINGS: AvroSerializer[dict[str, list[IngestionWarning]]] = AvroSerializer("ingestion_warnings")
 
 
 @dataclass(frozen=True)
@@ -72,11 +77,13 @@ async def _all_acked(pending: Sequence[Awaitable[RecordMetadata]]) -> None:
 class Pipeline:
     """The pipeline agent's work for one batch of raw envelopes."""
 
-    def __init__(self, topology: Topology, app: faust.App, runner: StageRunner) -> None:
+    def __init__(self, topology: Topology, app: faust.App, runner: StageRunner, warnings: WarningLimiter) -> None:
         self._output = app.topic(topology.pipeline.output)
         self._output_partitions = topology.topics[topology.pipeline.output].partitions
         self._dlq = app.topic(topology.pipeline.dead_letter)
+        self._warnings_topic = app.topic(topology.pipeline.warnings) if topology.pipeline.warnings else None
         self._runner = runner
+        self._warnings = warnings
 
     async def handle(self, batch: Sequence[EventT[bytes]]) -> None:
         pending: list[Awaitable[RecordMetadata]] = []
@@ -97,21 +104,28 @@ class Pipeline:
             pending.append(await send_dead_letter(
                 self._dlq, value, failed.event.key, reason=failed.reason, stage=failed.stage,
                 error=failed.error, source_topic=failed.event.source_topic))
-        processed = [to_processed(e) for e in result.passed]
+        processed = [e.output for e in result.passed if e.output is not None]
         for envelope in pack(processed, key_of=_processed_key, size_of=_processed_size,
                              partitions=self._output_partitions):
             pending.append(await self._output.send(
                 key=envelope.key, value=PROCESSED.encode({"events": envelope.events}),
                 partition=envelope.partition))
+        if self._warnings_topic is not None and result.warned:
+            admitted = await self._warnings.admit(result.warned)
+            if admitted:
+                pending.append(await self._warnings_topic.send(value=WARNINGS.encode({"warnings": admitted})))
+                telemetry.WARNINGS_EMITTED.inc(len(admitted))
         await _all_acked(pending)
         telemetry.EVENTS_EMITTED.inc(len(processed))
 
 
 class SinkAgent:
-    """A sink agent's work for one batch of processed envelopes."""
+    """A sink agent's work for one batch of envelopes (processed events or warnings)."""
 
-    def __init__(self, sink: ClickHouseSink, dlq: TopicT, source: str) -> None:
+    def __init__(self, sink: ClickHouseSink, kind: RecordKind, dlq: TopicT, source: str) -> None:
         self._sink = sink
+        self._kind = kind
+        self._serializer: AvroSerializer[dict[str, Any]] = AvroSerializer(kind.subject)
         self._dlq = dlq
         self._source = source
 
@@ -119,7 +133,7 @@ class SinkAgent:
         pending: list[Awaitable[RecordMetadata]] = []
         for message in batch:
             try:
-                self._sink.write(PROCESSED.decode(message.value)["events"])
+                self._sink.write(self._serializer.decode(message.value)[self._kind.field])
             except SchemaError as exc:
                 pending.append(await send_dead_letter(
                     self._dlq, message.value, message.key, reason="undecodable", stage=self._sink.name,
@@ -129,8 +143,8 @@ class SinkAgent:
         telemetry.SINK_ROWS.labels(self._sink.name).inc(result.written)
         for rejected in result.rejected:
             pending.append(await send_dead_letter(
-                self._dlq, PROCESSED.encode({"events": [rejected.event]}), None, reason="sink_rejected",
-                stage=self._sink.name, error=rejected.error, source_topic=self._source))
+                self._dlq, self._serializer.encode({self._kind.field: [rejected.record]}), None,
+                reason="sink_rejected", stage=self._sink.name, error=rejected.error, source_topic=self._source))
         await _all_acked(pending)
 
 
@@ -165,12 +179,18 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
     async def pipeline(stream: StreamT[bytes]) -> None:
         projects = ProjectResolver(endpoints.postgres, endpoints.redis, options.token_cache_seconds)
         await projects.open()
-        deps = StageDeps(projects=projects)
-        runner = StageRunner([(build_stage(spec, deps), spec) for spec in topology.pipeline.stages])
-        work = Pipeline(topology, app, runner)
+        deps = StageDeps(projects=projects, redis_url=endpoints.redis)
+        runner = StageRunner([
+            (resolve_stage(spec.type, spec.plugin).build(spec.name, spec.config, deps), spec)
+            for spec in topology.pipeline.stages
+        ])
+        warnings = WarningLimiter(endpoints.redis)
+        work = Pipeline(topology, app, runner, warnings)
         try:
             await consume_in_batches(stream, work.handle, max_messages=100, max_seconds=0.2, on_fatal=crash)
         finally:
+            await runner.close()
+            await warnings.close()
             await projects.close()
 
     app.agent(app.topic(*topology.pipeline.sources), name="pipeline", concurrency=1)(pipeline)
@@ -179,14 +199,22 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
         app.agent(app.topic(spec.source), name=f"sink_{spec.name}", concurrency=1)(
             _sink_agent(app, topology, spec, endpoints, crash)
         )
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        """Prometheus metrics of this worker (stage outcomes, sinks, plugins) on its web port."""
+        # aiohttp refuses a charset inside content_type; Prometheus' type minus its charset.
+        return web.bytes(generate_latest(), content_type="text/plain; version=0.0.4")
+
     return app
 
 
 def _sink_agent(app: faust.App, topology: Topology, spec: ClickHouseSinkSpec, endpoints: Endpoints,
                 crash: Fatal) -> Callable[[StreamT[bytes]], Awaitable[None]]:
     async def run(stream: StreamT[bytes]) -> None:
-        sink = ClickHouseSink(spec.name, clickhouse_connect(endpoints.clickhouse), spec.table)
-        work = SinkAgent(sink, app.topic(topology.pipeline.dead_letter), spec.source)
+        kind = RECORD_KINDS[spec.records]
+        sink = ClickHouseSink(spec.name, clickhouse_connect(endpoints.clickhouse), spec.target_table, kind.row_of)
+        work = SinkAgent(sink, kind, app.topic(topology.pipeline.dead_letter), spec.source)
         try:
             await consume_in_batches(stream, work.handle, max_messages=spec.batch.max_messages,
                                      max_seconds=spec.batch.max_seconds, on_fatal=crash)

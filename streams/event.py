@@ -8,23 +8,39 @@ from typing import Any
 
 import orjson
 
+from headwater.projects import Project
 from schemas.events import ProcessedEvent, RawEvent
 from streams.errors import StageError
+
+MAX_EVENT_NAME = 200
+PERSON_NAMESPACE = uuid.UUID("932979b4-65c3-4424-8467-0b66ec27bc22")
+
+
+@dataclass(frozen=True)
+class Warning:
+    """An ingestion warning: written at most once per (team, type, key) an hour."""
+
+    type: str
+    key: str
+    details: dict[str, Any]
 
 
 @dataclass
 class PipelineEvent:
     """One event on its way through the stages.
 
-    ``properties`` is parsed once and mutated in place by stages; ``team_id`` is set by the
-    ``resolve_project`` stage. ``raw`` stays as it arrived, for the dead-letter topic, and
-    ``source_topic`` says where it came from.
+    ``properties`` is parsed once and mutated in place by stages; ``team_id`` and ``project``
+    are set by the ``resolve_project`` stage; ``output`` by ``prepare``. ``raw`` stays as it arrived, for the
+    dead-letter topic, and ``source_topic`` says where it came from.
     """
 
     raw: RawEvent
     source_topic: str
     properties: dict[str, Any] = field(default_factory=dict)
     team_id: int | None = None
+    project: Project | None = None
+    warnings: list[Warning] = field(default_factory=list)
+    output: ProcessedEvent | None = None
 
     @classmethod
     def from_raw(cls, raw: RawEvent, source_topic: str) -> PipelineEvent:
@@ -36,9 +52,16 @@ class PipelineEvent:
         """The partitioning key ``token:distinct_id``."""
         return f"{self.raw['token']}:{self.raw['distinct_id']}".encode()
 
+    @property
+    def processes_person(self) -> bool:
+        """False for ``$process_person_profile: false`` events and ``skip_person_processing`` restrictions."""
+        return self.properties.get("$process_person_profile") is not False and not self.raw.get(
+            "skip_person_processing", False)
 
-MAX_EVENT_NAME = 200
-PERSON_NAMESPACE = uuid.UUID("932979b4-65c3-4424-8467-0b66ec27bc22")
+    def warn(self, type_: str, key: str | None = None, **details: Any) -> None:
+        """Record an ingestion warning about this event (deduplicated per hour by ``key``)."""
+        self.warnings.append(Warning(type_, key if key is not None else self.raw["distinct_id"],
+                                     {"event_uuid": self.raw["uuid"], "event": self.raw["event"], **details}))
 
 
 def person_uuid(team_id: int, distinct_id: str) -> str:
@@ -49,9 +72,8 @@ def person_uuid(team_id: int, distinct_id: str) -> str:
 def to_processed(event: PipelineEvent) -> ProcessedEvent:
     """The record an event that passed every stage is emitted as."""
     if event.team_id is None:
-        raise StageError("an event reached the output without a project (is resolve_project in the stages?)")
+        raise StageError("an event reached prepare without a project (is resolve_project in the stages?)")
     raw, props = event.raw, event.properties
-    propertyless = props.get("$process_person_profile") is False
     return ProcessedEvent(
         uuid=raw["uuid"],
         event=raw["event"][:MAX_EVENT_NAME],
@@ -64,8 +86,8 @@ def to_processed(event: PipelineEvent) -> ProcessedEvent:
         person_id=person_uuid(event.team_id, raw["distinct_id"]),
         person_properties="{}",
         person_created_at=None,
-        person_mode="propertyless" if propertyless else "full",
-        group_0="",
+        person_mode="full" if event.processes_person else "propertyless",
+        group_0="",  # filled by the groups stage (persons issue)
         group_1="",
         group_2="",
         group_3="",

@@ -8,8 +8,9 @@ message). It becomes the stage's ``on_error`` policy:
 - ``drop``: the event ends here, counted;
 - ``stop``: ``PipelineStopped`` stops the worker; nothing of the batch is committed.
 
-A ``Retry`` outcome (a dependency is down) is retried without limit: the event is safe in
-Kafka and the partition waits, as Kafka Streams does for transient errors.
+A stage that takes longer than its ``timeout_seconds`` counts as an error. A ``Retry``
+outcome (a dependency is down) is retried without limit: the event is safe in Kafka and the
+partition waits, as Kafka Streams does for transient errors.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ BACKOFF_START = 0.1
 BACKOFF_CAP = 30.0
 
 
+class StageTimeout(StreamsError):
+    """A stage did not finish an event within its ``timeout_seconds``."""
+
+
 class PipelineStopped(StreamsError):
     """A stage with ``on_error: stop`` failed; the worker must stop without committing."""
 
@@ -51,6 +56,7 @@ class RunResult:
     passed: list[PipelineEvent] = field(default_factory=list)
     dead_lettered: list[Failed] = field(default_factory=list)
     dropped: int = 0
+    warned: list[PipelineEvent] = field(default_factory=list)  # every event that carries warnings
 
 
 class StageRunner:
@@ -59,10 +65,19 @@ class StageRunner:
     def __init__(self, stages: Sequence[tuple[Stage, StageSpec]]) -> None:
         self._stages = stages
 
+    async def close(self) -> None:
+        for stage, _ in self._stages:
+            try:
+                await stage.close()
+            except Exception:
+                log.exception("stage %s failed to close", stage.name)
+
     async def run(self, events: Sequence[PipelineEvent]) -> RunResult:
         result = RunResult()
         for event in events:
             outcome = await self._through_stages(event)
+            if event.warnings:
+                result.warned.append(event)
             if isinstance(outcome, Ok):
                 result.passed.append(outcome.event)
             elif isinstance(outcome, Failed):
@@ -90,7 +105,13 @@ class StageRunner:
         while True:
             attempt += 1
             try:
-                outcome = await stage.process(event)
+                outcome = await asyncio.wait_for(stage.process(event), spec.timeout_seconds)
+            except TimeoutError:
+                telemetry.STAGE_TIMEOUTS.labels(stage.name).inc()
+                decided = self._policy(stage, spec, StageTimeout(f"took longer than {spec.timeout_seconds}s"), attempt)
+                if decided is None:
+                    continue
+                return decided
             except Exception as exc:  # noqa: BLE001 - every error becomes the stage's policy
                 decided = self._policy(stage, spec, exc, attempt)
                 if decided is None:

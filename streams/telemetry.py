@@ -9,6 +9,8 @@ STAGE_OUTCOMES = Counter(
 )
 EVENTS_DROPPED = Counter("headwater_stream_events_dropped", "Events dropped, by stage and reason.", ["stage", "reason"])
 EVENTS_DEAD_LETTERED = Counter("headwater_stream_events_dead_lettered", "Events sent to the DLQ, by stage.", ["stage"])
+STAGE_TIMEOUTS = Counter("headwater_stream_stage_timeouts", "Events a stage did not finish in time.", ["stage"])
+WARNINGS_EMITTED = Counter("headwater_stream_warnings_emitted", "Ingestion warnings sent (after the hourly limit).")
 EVENTS_EMITTED = Counter("headwater_stream_events_emitted", "Processed events acknowledged on the output topic.")
 SINK_ROWS = Counter("headwater_sink_rows_written", "Rows a sink flushed durably.", ["sink"])
 SINK_RETRIES = Counter("headwater_sink_retries", "Sink batches retried after a transient error.", ["sink"])

@@ -30,6 +30,8 @@ def isolated_topology(prefix: str, **overrides: Any) -> dict[str, Any]:
     pipeline["sources"] = [rename(s) for s in pipeline["sources"]]
     pipeline["output"] = rename(pipeline["output"])
     pipeline["dead_letter"] = rename(pipeline["dead_letter"])
+    if pipeline.get("warnings"):
+        pipeline["warnings"] = rename(pipeline["warnings"])
     for sink in doc["sinks"]:
         sink["source"] = rename(sink["source"])
     doc.update(overrides)

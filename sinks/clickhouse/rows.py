@@ -1,8 +1,10 @@
-"""``ProcessedEvent`` → a JSONEachRow row of the ``events`` table."""
+"""Records → JSONEachRow rows: ``events`` from processed events, ``ingestion_warnings`` from warnings."""
 
 from __future__ import annotations
 
-from schemas.events import ProcessedEvent
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 
 def _datetime64(micros: int) -> str:
@@ -11,7 +13,8 @@ def _datetime64(micros: int) -> str:
     return f"{seconds}.{fraction:06d}"
 
 
-def event_row(event: ProcessedEvent) -> dict[str, object]:
+def event_row(event: Any) -> dict[str, object]:
+    """A ``ProcessedEvent`` as a row of ``events``."""
     return {
         "uuid": event["uuid"],
         "event": event["event"],
@@ -34,3 +37,30 @@ def event_row(event: ProcessedEvent) -> dict[str, object]:
         "$group_4": event["group_4"],
         "historical_migration": event["historical_migration"],
     }
+
+
+def warning_row(warning: Any) -> dict[str, object]:
+    """An ``IngestionWarning`` as a row of ``ingestion_warnings``."""
+    return {
+        "team_id": warning["team_id"],
+        "source": warning["source"],
+        "type": warning["type"],
+        "event_uuid": warning["event_uuid"],
+        "details": warning["details"],
+        "timestamp": _datetime64(warning["timestamp"]),
+    }
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """How a topic's envelopes are read and turned into rows."""
+
+    subject: str  # the Avro subject of the envelope
+    field: str  # the envelope's list of records
+    row_of: Callable[[Any], dict[str, object]]
+
+
+RECORD_KINDS = {
+    "events": RecordKind("processed_envelope", "events", event_row),
+    "ingestion_warnings": RecordKind("ingestion_warnings", "warnings", warning_row),
+}

@@ -1,19 +1,17 @@
 """The ClickHouse sink: buffered rows, one insert per flush, idempotent by the table's key.
 
-The ``events`` table is a ReplacingMergeTree whose sorting key ends in the event uuid, so a
-redelivered event collapses into one row (``FINAL`` in queries sees one row at once).
+Its tables are ReplacingMergeTrees whose sorting keys end in the event uuid, so a redelivered
+record collapses into one row (``FINAL`` in queries sees one row at once).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from schemas.events import ProcessedEvent
-from sinks.base import FlushResult, Rejected
+from sinks.base import FlushResult, Record, Rejected
 from sinks.clickhouse.client import ClickHouseClient
-from sinks.clickhouse.rows import event_row
 from sinks.errors import PermanentSinkError, RetriableSinkError
 
 log = logging.getLogger("headwater.sinks.clickhouse")
@@ -23,15 +21,17 @@ BACKOFF_CAP = 30.0
 
 
 class ClickHouseSink:
-    def __init__(self, name: str, client: ClickHouseClient, table: str = "events") -> None:
+    def __init__(self, name: str, client: ClickHouseClient, table: str,
+                 row_of: Callable[[Record], dict[str, object]]) -> None:
         self.name = name
         self._client = client
         self._table = table
-        self._pending: list[ProcessedEvent] = []
+        self._row_of = row_of
+        self._pending: list[Record] = []
         self.retries = 0
 
-    def write(self, events: Sequence[ProcessedEvent]) -> None:
-        self._pending.extend(events)
+    def write(self, records: Sequence[Record]) -> None:
+        self._pending.extend(records)
 
     async def flush(self) -> FlushResult:
         events, self._pending = self._pending, []
@@ -39,14 +39,14 @@ class ClickHouseSink:
         await self._insert(events, rejected)
         return FlushResult(written=len(events) - len(rejected), rejected=rejected)
 
-    async def _insert(self, events: list[ProcessedEvent], rejected: list[Rejected]) -> None:
+    async def _insert(self, events: list[Record], rejected: list[Rejected]) -> None:
         """Insert, retrying transient errors; split a refused batch to find the refused rows."""
         if not events:
             return
         delay = BACKOFF_START
         while True:
             try:
-                await self._client.insert(self._table, [event_row(e) for e in events])
+                await self._client.insert(self._table, [self._row_of(e) for e in events])
                 return
             except RetriableSinkError as exc:
                 self.retries += 1

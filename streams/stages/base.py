@@ -2,8 +2,10 @@
 
 Outcomes are values, not exceptions: ``Ok`` passes the event on, ``Drop`` ends it (counted,
 with a reason), ``DeadLetter`` sends the original to the dead-letter topic, ``Retry`` asks the
-runner to try the stage again after a backoff. An exception raised by a stage is treated as
-the stage's declared ``on_error`` policy (see ``streams.runner``).
+runner to try the stage again after a backoff. An exception raised by a stage, or a stage
+that takes longer than its ``timeout_seconds``, is treated as the stage's declared
+``on_error`` policy (see ``streams.runner``). Stages may add ingestion warnings with
+``event.warn(...)``.
 """
 
 from __future__ import annotations
@@ -41,18 +43,22 @@ Outcome = Ok | Drop | DeadLetter | Retry
 
 @dataclass(frozen=True)
 class StageDeps:
-    """The connections stages may use, opened by the worker."""
+    """The connections stages may use, opened by the worker (or fakes, in tests)."""
 
-    projects: ProjectResolver
+    projects: ProjectResolver | None
+    redis_url: str | None = None
 
 
 class Stage(Protocol):
     """A pipeline step. The runner calls ``process`` once per event, in key order.
 
     ``process`` must be quick and async (slow per-event work stalls the partition and
-    triggers rebalances). Raising means "apply my ``on_error`` policy".
+    triggers rebalances). Raising, or passing the stage's timeout, means "apply my
+    ``on_error`` policy". ``close`` is called once when the worker stops.
     """
 
     name: str
 
     async def process(self, event: PipelineEvent) -> Outcome: ...
+
+    async def close(self) -> None: ...

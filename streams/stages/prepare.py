@@ -1,29 +1,12 @@
-"""``prepare``: shapes the event's properties the way PostHog stores them.
-
-Until the normalize stage exists it carries top-level ``$set``/``$set_once`` into properties
-and sets ``$ip`` and ``$sent_at`` (REFERENCE §4, Normalize).
-"""
+"""``prepare``: the last stage; shapes the event as a row of ClickHouse's ``events`` table."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
-from streams.event import PipelineEvent
-from streams.stages.base import Ok, Outcome
-
-
-def _iso(micros: int) -> str:
-    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
-def _merge(props: dict[str, Any], key: str, encoded: str | None) -> None:
-    if not encoded:
-        return
-    current = props.get(key)
-    props[key] = {**(current if isinstance(current, dict) else {}), **orjson.loads(encoded)}
+from streams.event import PipelineEvent, to_processed
+from streams.stages.base import Ok, Outcome, StageDeps
+from streams.stages.registry import NoConfig, register_stage
 
 
 class Prepare:
@@ -31,11 +14,15 @@ class Prepare:
         self.name = name
 
     async def process(self, event: PipelineEvent) -> Outcome:
-        raw, props = event.raw, event.properties
-        _merge(props, "$set", raw["set"])
-        _merge(props, "$set_once", raw["set_once"])
-        if raw["ip"] and "$ip" not in props:
-            props["$ip"] = raw["ip"]
-        if raw["sent_at"] is not None and "$sent_at" not in props:
-            props["$sent_at"] = _iso(raw["sent_at"])
+        event.output = to_processed(event)
         return Ok(event)
+
+    async def close(self) -> None:
+        return None
+
+
+def _build(name: str, _config: Any, _deps: StageDeps) -> Prepare:
+    return Prepare(name)
+
+
+register_stage("prepare", NoConfig, _build, "Shapes the event as an `events` row; must be the last stage.")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from headwater.projects import ProjectLookupError, ProjectResolver
 from streams.event import PipelineEvent
-from streams.stages.base import Drop, Ok, Outcome, Retry
+from streams.stages.base import Drop, Ok, Outcome, Retry, StageDeps
+from streams.stages.registry import NoConfig, register_stage
 
 
 class ResolveProject:
@@ -20,4 +23,17 @@ class ResolveProject:
         if project is None:
             return Drop("unknown_token")
         event.team_id = project.id
+        event.project = project
         return Ok(event)
+
+    async def close(self) -> None:
+        return None
+
+
+def _build(name: str, _config: Any, deps: StageDeps) -> ResolveProject:
+    if deps.projects is None:
+        raise ValueError("resolve_project needs the project resolver")
+    return ResolveProject(name, deps.projects)
+
+
+register_stage("resolve_project", NoConfig, _build, "The event's token → its project; unknown tokens are dropped.")

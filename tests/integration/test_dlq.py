@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -30,7 +31,7 @@ async def test_dead_lettered_events_are_listed_replayed_and_land(
     restriction = await add_restriction(stack.postgres, project.id, "dead_letter", events=[],
                                         distinct_ids=["held"], uuids=[])
     gateway = start_gateway(pipeline, HEADWATER_TOKEN_CACHE_SECONDS="1")
-    start_worker(pipeline)
+    start_worker(pipeline, HEADWATER_TOKEN_CACHE_SECONDS="1")
     held = [str(uuid.uuid4()) for _ in range(3)]
     batch = [{"event": "e", "distinct_id": "held", "uuid": u} for u in held]
     batch.append({"event": "e", "distinct_id": "free", "uuid": str(uuid.uuid4())})
@@ -51,6 +52,7 @@ async def test_dead_lettered_events_are_listed_replayed_and_land(
     assert "3 dead letter(s) would be replayed" in dry.stderr
 
     assert await remove_restriction(stack.postgres, restriction.id)
+    await asyncio.sleep(1.5)  # the worker applies restrictions too; let its cached project expire
     replayed = _cli(stack, pipeline, "dlq", "replay", "--filter", "reason=event_restriction")
     assert replayed.returncode == 0, replayed.stderr
     assert "3 dead letter(s) replayed" in replayed.stderr

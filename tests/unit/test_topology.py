@@ -14,7 +14,8 @@ from tests.conftest import DEFAULT_TOPOLOGY
 def test_the_default_topology_validates() -> None:
     topology = load_topology(DEFAULT_TOPOLOGY)
     assert topology.capture.topic in topology.pipeline.sources
-    assert [s.type for s in topology.pipeline.stages] == ["resolve_project", "prepare"]
+    assert [s.type for s in topology.pipeline.stages] == [
+        "resolve_project", "event_restrictions", "validate", "normalize", "persons", "prepare"]
 
 
 def _problems(tmp_path: Path, text: str) -> list[str]:
@@ -35,7 +36,8 @@ pipeline:
   sources: [events_raw]
   stages:
     - name: x
-      type: prepar
+      type: prepare
+      on_error: explode
   output: events_raw
 sinks:
   - name: ch
@@ -45,9 +47,24 @@ sinks:
     assert problems == [
         "3:5 topics.events_raw.partitions: Input should be greater than or equal to 1",
         "4:5 topics.events_raw.colour: unknown key 'colour'",
-        "9:7 pipeline.stages[0].type: Input should be 'resolve_project' or 'prepare'",
-        "13:5 sinks[0].type: unknown type 'clickhose' (known: clickhouse)",
+        "10:7 pipeline.stages[0].on_error: Input should be 'retry', 'dead_letter', 'drop' or 'stop'",
+        "14:5 sinks[0].type: unknown type 'clickhose' (known: clickhouse)",
     ]
+
+
+GRAPH_BASE = """\
+topics:
+  events_raw: {}
+  events_overflow: {}
+  events_historical: {}
+  events_dlq: {}
+  ingestion_warnings: {}
+  events_processed: {}
+pipeline:
+  sources: [events_raw]
+  output: events_processed
+  stages:
+"""
 
 
 def test_graph_errors_name_unknown_topics_and_duplicate_stages(tmp_path: Path) -> None:
@@ -63,13 +80,43 @@ pipeline:
     - {name: a, type: resolve_project}
     - {name: a, type: prepare}
   output: events_processed
+  warnings: null
+""")
+    declared = "declared: events_dlq, events_historical, events_overflow, events_raw"
+    assert problems == [
+        f"7:25 pipeline.sources[1]: unknown topic 'events_rwa' ({declared})",
+        f"11:3 pipeline.output: unknown topic 'events_processed' ({declared})",
+        "10:8 pipeline.stages[1].name: duplicate stage name 'a'",
+    ]
+
+
+def test_stage_types_configs_and_plugins_are_checked(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, GRAPH_BASE + """\
+    - {name: resolve_project, type: resolve_project}
+    - {name: v, type: validat}
+    - {name: w, type: validate, config: {max_distinct_id_length: -1, colour: 1}}
+    - {name: p, type: plugin, plugin: no_such_plugin}
+    - {name: q, type: plugin}
+    - {name: prepare, type: prepare}
+""")
+    assert problems[0].startswith("13:17 pipeline.stages[1].type: unknown stage type 'validat' (known: ")
+    assert problems[1:] == [
+        "14:42 pipeline.stages[2].config.max_distinct_id_length: Input should be greater than or equal to 1",
+        "14:70 pipeline.stages[2].config.colour: unknown key 'colour'",
+        problems[3],
+        "16:7 pipeline.stages[4].plugin: a plugin stage needs `plugin: <name or package.module:Class>`",
+    ]
+    assert problems[3].startswith("15:31 pipeline.stages[3].plugin: unknown plugin 'no_such_plugin' (")
+
+
+def test_stage_order_is_checked(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, GRAPH_BASE + """\
+    - {name: prepare, type: prepare}
+    - {name: resolve_project, type: resolve_project}
 """)
     assert problems == [
-        "7:25 pipeline.sources[1]: unknown topic 'events_rwa' (declared: events_dlq, events_historical, "
-        "events_overflow, events_raw)",
-        "11:3 pipeline.output: unknown topic 'events_processed' (declared: events_dlq, events_historical, "
-        "events_overflow, events_raw)",
-        "10:8 pipeline.stages[1].name: duplicate stage name 'a'",
+        "11:3 pipeline.stages: the last stage must be `prepare` (it shapes the output rows)",
+        "11:3 pipeline.stages: the first stage must be `resolve_project` (others need the project)",
     ]
 
 
@@ -80,8 +127,8 @@ def test_yaml_syntax_errors_have_a_location(tmp_path: Path) -> None:
 
 
 def test_the_reference_docs_are_current() -> None:
-    from streams.topology_docs import render
+    from streams.topology.docs import render
     from tests.conftest import ROOT
 
     assert (ROOT / "docs" / "topology.md").read_text() == render() + "\n", (
-        "docs/topology.md is stale: python -m streams.topology_docs > docs/topology.md")
+        "docs/topology.md is stale: python -m streams.topology.docs > docs/topology.md")

@@ -7,7 +7,16 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from streams.topology import BatchSpec, CaptureSpec, ClickHouseSinkSpec, PipelineSpec, StageSpec, TopicSpec, Topology
+from streams.stages.registry import stage_types
+from streams.topology.model import (
+    BatchSpec,
+    CaptureSpec,
+    ClickHouseSinkSpec,
+    PipelineSpec,
+    StageSpec,
+    TopicSpec,
+    Topology,
+)
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("Top level", Topology),
@@ -63,7 +72,7 @@ def render() -> str:
     lines = [
         "# topology.yaml reference",
         "",
-        "Generated from the models in `streams/topology.py` (`python -m streams.topology_docs > docs/topology.md`).",
+        "Generated from the models (`python -m streams.topology.docs > docs/topology.md`).",
         "Unknown keys are errors; each problem is reported as `file:line:col path: message`.",
         "",
     ]
@@ -73,6 +82,20 @@ def render() -> str:
         for name, field in model.model_fields.items():
             lines.append(f"| `{name}` | `{_type(field)}` | {_default(field)} | {field.description or ''} |")
         lines.append("")
+    lines += ["## Stage types", "", "`type:` of a stage; `config:` takes the keys listed for it.", ""]
+    for name, kind in sorted(stage_types().items()):
+        lines += [f"### `{name}`", "", kind.summary, ""]
+        fields = kind.config.model_fields
+        if fields:
+            lines += ["| key | type | default | description |", "|---|---|---|---|"]
+            lines += [f"| `{n}` | `{_type(f)}` | {_default(f)} | {f.description or ''} |" for n, f in fields.items()]
+        else:
+            lines.append("No settings.")
+        lines.append("")
+    lines += ["### `plugin`", "",
+              "Runs a plugin: `plugin:` names a built-in plugin, one registered under the `headwater.plugins` "
+              "entry point group, or an import path `package.module:Class`; `config:` is checked against the "
+              "plugin's `Config` model. See docs/plugins.md.", ""]
     return "\n".join(lines)
 
 

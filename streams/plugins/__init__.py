@@ -1,0 +1,9 @@
+"""Plugins: the extension point for people who write their own processing.
+
+Import what you need from here: ``from streams.plugins import Event, Plugin, PluginContext``.
+The author guide is docs/plugins.md; ``headwater plugin new NAME`` scaffolds a package.
+"""
+
+from streams.plugins.api import Event, KeyValueStore, NoSettings, Plugin, PluginContext, PluginMetrics
+
+__all__ = ["Event", "KeyValueStore", "NoSettings", "Plugin", "PluginContext", "PluginMetrics"]

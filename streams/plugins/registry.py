@@ -1,0 +1,78 @@
+"""Finding plugins: built-in names, the ``headwater.plugins`` entry point group, or an import path.
+
+A topology stage ``{type: plugin, plugin: X}`` resolves X in that order: a built-in plugin
+name, a name another package registered under the entry point group ``headwater.plugins``
+(``[project.entry-points."headwater.plugins"] my_plugin = "my_pkg.plugin:MyPlugin"``), or an
+import path ``package.module:Class``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import BaseModel
+
+from streams.plugins.api import Plugin
+from streams.plugins.kv import MemoryKeyValue, RedisKeyValue
+from streams.plugins.stage import PluginStage
+from streams.stages.base import StageDeps
+from streams.stages.registry import StageType, UnknownStage
+
+ENTRY_POINT_GROUP = "headwater.plugins"
+
+
+def builtin_plugins() -> dict[str, type[Plugin[Any]]]:
+    from streams.plugins.builtin import BUILTIN
+
+    return {plugin.name: plugin for plugin in BUILTIN}
+
+
+@cache
+def _entry_point_plugins() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load(obj: Any, ref: str) -> type[Plugin[Any]]:
+    if not (isinstance(obj, type) and issubclass(obj, Plugin)):
+        raise UnknownStage(f"{ref!r} is not a Plugin subclass (from streams.plugins import Plugin)", "plugin")
+    return obj
+
+
+def resolve_plugin(ref: str) -> type[Plugin[Any]]:
+    builtins = builtin_plugins()
+    if ref in builtins:
+        return builtins[ref]
+    found = _entry_point_plugins().get(ref)
+    if found is not None:
+        return _load(found.load(), ref)
+    if ":" in ref:
+        module_name, _, attr = ref.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise UnknownStage(f"cannot import plugin module {module_name!r}: {exc}", "plugin") from exc
+        if not hasattr(module, attr):
+            raise UnknownStage(f"module {module_name!r} has no {attr!r}", "plugin")
+        return _load(getattr(module, attr), ref)
+    known = ", ".join(sorted([*builtins, *_entry_point_plugins()])) or "none installed"
+    raise UnknownStage(f"unknown plugin {ref!r} (known: {known}; or give an import path package.module:Class)",
+                       "plugin")
+
+
+def plugin_stage_type(ref: str) -> StageType:
+    plugin_cls = resolve_plugin(ref)
+
+    def build(name: str, config: BaseModel, deps: StageDeps) -> PluginStage:
+        if deps.redis_url:
+            import redis.asyncio as aioredis
+
+            kv: Any = RedisKeyValue(aioredis.from_url(deps.redis_url), name)
+        else:
+            kv = MemoryKeyValue()
+        return PluginStage(name, plugin_cls, config, kv)
+
+    doc = (plugin_cls.__doc__ or "").strip().splitlines()
+    return StageType(f"plugin:{ref}", plugin_cls.Config, build, doc[0] if doc else ref)

@@ -1,0 +1,153 @@
+"""The graph layer of validation, and the pictures of it (Mermaid, DOT, a text description)."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from streams.stages.registry import UnknownStage, resolve_stage
+from streams.topology.model import Topology
+
+Loc = tuple[int | str, ...]
+
+
+def graph_problems(topology: Topology) -> list[tuple[Loc, str]]:
+    """Problems between components, each with its YAML path: unknown topics, duplicate names,
+    unknown stage types or plugins, stage configs their models refuse, stage order, partitions."""
+    problems: list[tuple[Loc, str]] = []
+    known = set(topology.topics)
+    declared = ", ".join(sorted(known))
+    pipeline = topology.pipeline
+    refs: list[tuple[Loc, str]] = [
+        (("capture", "topic"), topology.capture.topic),
+        (("capture", "overflow_topic"), topology.capture.overflow_topic),
+        (("capture", "historical_topic"), topology.capture.historical_topic),
+        *((("pipeline", "sources", i), t) for i, t in enumerate(pipeline.sources)),
+        (("pipeline", "output"), pipeline.output),
+        (("pipeline", "dead_letter"), pipeline.dead_letter),
+        *((("sinks", i, "source"), s.source) for i, s in enumerate(topology.sinks)),
+    ]
+    if pipeline.warnings is not None:
+        refs.append((("pipeline", "warnings"), pipeline.warnings))
+    for loc, topic in refs:
+        if topic not in known:
+            problems.append((loc, f"unknown topic {topic!r} (declared: {declared})"))
+    if pipeline.output in pipeline.sources:
+        problems.append((("pipeline", "output"), "the output topic is also a source: that is a cycle"))
+
+    seen: set[str] = set()
+    for i, stage in enumerate(pipeline.stages):
+        if stage.name in seen:
+            problems.append((("pipeline", "stages", i, "name"), f"duplicate stage name {stage.name!r}"))
+        seen.add(stage.name)
+        try:
+            kind = resolve_stage(stage.type, stage.plugin)
+        except UnknownStage as exc:
+            problems.append((("pipeline", "stages", i, exc.field), str(exc)))
+            continue
+        try:
+            kind.config.model_validate(stage.config)
+        except ValidationError as exc:
+            for error in exc.errors():
+                where: Loc = ("pipeline", "stages", i, "config", *error["loc"])
+                message = f"unknown key {error['loc'][-1]!r}" if error["type"] == "extra_forbidden" else error["msg"]
+                problems.append((where, message))
+    types = [s.type for s in pipeline.stages]
+    if "prepare" not in types or types[-1] != "prepare":
+        problems.append((("pipeline", "stages"), "the last stage must be `prepare` (it shapes the output rows)"))
+    if "resolve_project" not in types or types[0] != "resolve_project":
+        problems.append((("pipeline", "stages"), "the first stage must be `resolve_project` (others need the project)"))
+
+    names = [s.name for s in topology.sinks]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            problems.append((("sinks", i, "name"), f"duplicate sink name {name!r}"))
+    source_partitions = {topology.topics[s].partitions for s in pipeline.sources if s in topology.topics}
+    if len(source_partitions) > 1:
+        problems.append((("pipeline", "sources"),
+                         f"the sources have different partition counts {sorted(source_partitions)}: "
+                         "one agent reads them all, so give them the same count"))
+    return problems
+
+
+def _id(name: str) -> str:
+    return "n_" + "".join(c if c.isalnum() else "_" for c in name)
+
+
+def mermaid(topology: Topology) -> str:
+    """A Mermaid flowchart: topics as cylinders, stages as boxes, sinks as hexagons."""
+    pipeline = topology.pipeline
+    lines = ["flowchart LR", "  gateway([capture gateway])"]
+    for name in topology.topics:
+        lines.append(f"  {_id('t_' + name)}[({name})]")
+    for topic in (topology.capture.topic, topology.capture.overflow_topic, topology.capture.historical_topic):
+        lines.append(f"  gateway --> {_id('t_' + topic)}")
+    lines.append("  subgraph pipeline")
+    for stage in pipeline.stages:
+        label = f"{stage.name}: {stage.plugin}" if stage.plugin else f"{stage.name} ({stage.type})"
+        lines.append(f"    {_id('s_' + stage.name)}[\"{label}\"]")
+    lines.append("  end")
+    first, last = _id("s_" + pipeline.stages[0].name), _id("s_" + pipeline.stages[-1].name)
+    for source in pipeline.sources:
+        lines.append(f"  {_id('t_' + source)} --> {first}")
+    for a, b in zip(pipeline.stages, pipeline.stages[1:], strict=False):
+        lines.append(f"  {_id('s_' + a.name)} --> {_id('s_' + b.name)}")
+    lines.append(f"  {last} --> {_id('t_' + pipeline.output)}")
+    lines.append(f"  {first} -. dead letters .-> {_id('t_' + pipeline.dead_letter)}")
+    if pipeline.warnings:
+        lines.append(f"  {first} -. warnings .-> {_id('t_' + pipeline.warnings)}")
+    for sink in topology.sinks:
+        lines.append(f"  {_id('k_' + sink.name)}{{{{\"{sink.name} ({sink.type}: {sink.target_table})\"}}}}")
+        lines.append(f"  {_id('t_' + sink.source)} --> {_id('k_' + sink.name)}")
+    return "\n".join(lines) + "\n"
+
+
+def dot(topology: Topology) -> str:
+    """The same graph in Graphviz DOT."""
+    pipeline = topology.pipeline
+    lines = ["digraph headwater {", "  rankdir=LR;", '  gateway [shape=oval, label="capture gateway"];']
+    for name in topology.topics:
+        lines.append(f'  "{name}" [shape=cylinder];')
+    for stage in pipeline.stages:
+        label = f"{stage.name}: {stage.plugin}" if stage.plugin else f"{stage.name} ({stage.type})"
+        lines.append(f'  "stage:{stage.name}" [shape=box, label="{label}"];')
+    for sink in topology.sinks:
+        lines.append(f'  "sink:{sink.name}" [shape=hexagon, label="{sink.name} ({sink.type}: {sink.target_table})"];')
+    for topic in (topology.capture.topic, topology.capture.overflow_topic, topology.capture.historical_topic):
+        lines.append(f'  gateway -> "{topic}";')
+    for source in pipeline.sources:
+        lines.append(f'  "{source}" -> "stage:{pipeline.stages[0].name}";')
+    for a, b in zip(pipeline.stages, pipeline.stages[1:], strict=False):
+        lines.append(f'  "stage:{a.name}" -> "stage:{b.name}";')
+    lines.append(f'  "stage:{pipeline.stages[-1].name}" -> "{pipeline.output}";')
+    first = f'"stage:{pipeline.stages[0].name}"'
+    lines.append(f'  {first} -> "{pipeline.dead_letter}" [style=dashed, label="dead letters"];')
+    if pipeline.warnings:
+        lines.append(f'  {first} -> "{pipeline.warnings}" [style=dashed, label="warnings"];')
+    for sink in topology.sinks:
+        lines.append(f'  "{sink.source}" -> "sink:{sink.name}";')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def describe(topology: Topology) -> str:
+    """A text description in the spirit of Kafka Streams' ``Topology.describe()``."""
+    pipeline = topology.pipeline
+    out = [f"Topology: {topology.app_id}", "  Sub-topology: 0 (agent: pipeline)",
+           f"    Source: sources (topics: [{', '.join(pipeline.sources)}])",
+           f"      --> {pipeline.stages[0].name}"]
+    for i, stage in enumerate(pipeline.stages):
+        after = pipeline.stages[i + 1].name if i + 1 < len(pipeline.stages) else "output"
+        before = pipeline.stages[i - 1].name if i else "sources"
+        kind = f"plugin {stage.plugin}" if stage.plugin else stage.type
+        out += [f"    Processor: {stage.name} ({kind}, on_error={stage.on_error}, timeout={stage.timeout_seconds}s)",
+                f"      --> {after}", f"      <-- {before}"]
+    out += [f"    Sink: output (topic: {pipeline.output})", f"      <-- {pipeline.stages[-1].name}",
+            f"    Sink: dead_letter (topic: {pipeline.dead_letter})"]
+    if pipeline.warnings:
+        out.append(f"    Sink: warnings (topic: {pipeline.warnings})")
+    for n, sink in enumerate(topology.sinks, start=1):
+        out += [f"  Sub-topology: {n} (agent: sink_{sink.name})",
+                f"    Source: {sink.source} (topics: [{sink.source}])", f"      --> {sink.name}",
+                f"    Sink: {sink.name} ({sink.type}, table: {sink.target_table}, "
+                f"batch: {sink.batch.max_messages} messages / {sink.batch.max_seconds}s)"]
+    return "\n".join(out) + "\n"

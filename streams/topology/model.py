@@ -1,0 +1,103 @@
+"""The topology's models: strict (unknown keys are errors), frozen, documented field by field.
+
+Field descriptions generate ``docs/topology.md`` and the JSON Schema editors use.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]*$", max_length=200)]
+Policy = Literal["retry", "dead_letter", "drop", "stop"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TopicSpec(Strict):
+    """A Kafka topic the pipeline reads or writes; ``headwater migrate`` creates it."""
+
+    partitions: int = Field(4, ge=1, le=10_000, description="Number of partitions (the unit of parallelism).")
+    replication_factor: int = Field(1, ge=1, description="Copies of each partition.")
+    retention_hours: float | None = Field(168, gt=0, description="How long messages are kept; null keeps them forever.")
+    compacted: bool = Field(False, description="Log compaction (keep the newest message per key).")
+
+
+class CaptureSpec(Strict):
+    """Where the gateway writes captured events."""
+
+    topic: Name = Field("events_raw", description="Live events, partitioned by token:distinct_id.")
+    overflow_topic: Name = Field("events_overflow", description="Events of hot keys, spread without a key.")
+    historical_topic: Name = Field("events_historical", description="historical_migration imports.")
+
+
+class StageSpec(Strict):
+    """One step of the pipeline, run on every event in order.
+
+    ``type`` is a built-in stage (``headwater topology stages`` lists them) or ``plugin``;
+    ``config`` is checked against that stage's (or plugin's) config model before anything runs.
+    """
+
+    name: Name = Field(description="Unique name of this stage (metric label, DLQ header).")
+    type: Name = Field(description="A built-in stage type, or `plugin`.")
+    plugin: str | None = Field(
+        None, description="With type plugin: a registered plugin name, or an import path `package.module:Class`."
+    )
+    config: dict[str, Any] = Field(default_factory=dict, description="The stage's settings (see its reference).")
+    on_error: Policy = Field("dead_letter", description="What an error in this stage does to the event.")
+    timeout_seconds: float = Field(5.0, gt=0, description="How long one event may take in this stage.")
+
+
+class PipelineSpec(Strict):
+    """Raw events in, processed events out."""
+
+    sources: list[Name] = Field(description="Topics of raw event envelopes, in priority order.")
+    stages: list[StageSpec] = Field(min_length=1, description="The stages, in the order every event runs them.")
+    output: Name = Field(description="Topic the processed event envelopes go to.")
+    dead_letter: Name = Field("events_dlq", description="Topic for events a stage dead-letters.")
+    warnings: Name | None = Field(
+        "ingestion_warnings",
+        description="Topic for ingestion warnings (at most one per project, type and key an hour).",
+    )
+
+
+class BatchSpec(Strict):
+    """How a sink batches."""
+
+    max_messages: int = Field(200, ge=1, description="Kafka messages (envelopes) per sink batch at most.")
+    max_seconds: float = Field(1.0, gt=0, description="How long a batch may wait to fill before it is flushed.")
+
+
+class ClickHouseSinkSpec(Strict):
+    """Writes processed events (or ingestion warnings) into a ClickHouse table."""
+
+    name: Name = Field(description="Unique name of this sink (metric label).")
+    type: Literal["clickhouse"] = Field(description="`clickhouse`.")
+    source: Name = Field(description="Topic to read.")
+    records: Literal["events", "ingestion_warnings"] = Field(
+        "events", description="What the source topic carries, and so which table it fills."
+    )
+    table: str | None = Field(None, description="Target table; defaults to the name of `records`.")
+    batch: BatchSpec = Field(BatchSpec(), description="Batching.")
+
+    @property
+    def target_table(self) -> str:
+        return self.table or self.records
+
+
+SinkSpec = Annotated[ClickHouseSinkSpec, Field(discriminator="type")]
+SINK_TYPES = ("clickhouse",)
+
+
+class Topology(Strict):
+    """The whole pipeline."""
+
+    version: Literal[1] = Field(1, description="Format version of this file.")
+    app_id: Name = Field("headwater", description="Faust app id: the consumer group and state prefix.")
+    topics: dict[Name, TopicSpec] = Field(description="Every Kafka topic the pipeline uses, by name.")
+    capture: CaptureSpec = Field(CaptureSpec(), description="Where the gateway writes.")
+    pipeline: PipelineSpec = Field(description="Raw events in, processed events out.")
+    sinks: list[SinkSpec] = Field(default_factory=list, description="Where processed events are written.")
