@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from prometheus_client import generate_latest
 from faust.types import EventT, StreamT, TopicT
 from faust.types.tuples import RecordMetadata
+from prometheus_client import generate_latest
 
 from headwater.projects import ProjectResolver
 from headwater.settings import Endpoints, Settings
