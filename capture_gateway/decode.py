@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -93,7 +94,8 @@ def decode_body(request: RawRequest, limit: int) -> Any:
     """The JSON value the request carries; raises ``BadRequest`` or ``PayloadTooLarge``."""
     hint = request.query.get("compression", "")
     if "data" in request.query:
-        payload = request.query["data"].encode()
+        # the query parser turned a raw '+' of base64 into a space
+        payload = request.query["data"].replace(" ", "+").encode()
     elif request.content_type.startswith("application/x-www-form-urlencoded") and (
         form := _form(request.body)
     ).get("data") is not None:
@@ -127,4 +129,21 @@ def decode_body(request: RawRequest, limit: int) -> Any:
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc):
+            raise BadRequest(f"the body is not valid JSON: {exc}", "invalid_json") from exc
+    # JSON.stringify emits lone UTF-16 surrogates (a string cut inside an emoji); orjson refuses
+    # them. Parse leniently and replace each lone surrogate with U+FFFD, as PostHog does.
+    try:
+        return _replace_lone_surrogates(json.loads(payload))
+    except (ValueError, RecursionError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}", "invalid_json") from exc
+
+
+def _replace_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_replace_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_replace_lone_surrogates(k): _replace_lone_surrogates(v) for k, v in value.items()}
+    return value

@@ -64,6 +64,8 @@ def uuid7() -> str:
 def split_batch(payload: Any) -> Batch:
     """Body shapes, in PostHog's order: array of events, batch object, single event."""
     if isinstance(payload, list):
+        if not payload:
+            raise BadRequest("the body holds no events", "empty_batch")
         return Batch(payload, None, None, False)
     if not isinstance(payload, dict):
         raise BadRequest("the body must be a JSON object or array of events")
@@ -71,6 +73,8 @@ def split_batch(payload: Any) -> Batch:
         events = payload["batch"]
         if not isinstance(events, list):
             raise BadRequest("'batch' must be an array of events")
+        if not events:
+            raise BadRequest("the batch holds no events", "empty_batch")
         token = payload.get("api_key") or payload.get("token")
         return Batch(events, token, payload.get("sent_at"), bool(payload.get("historical_migration")))
     return Batch([payload], None, payload.get("sent_at"), False)

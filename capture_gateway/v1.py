@@ -33,8 +33,14 @@ def _bearer(request: Request) -> str:
     return check_token(token if scheme.lower() == "bearer" else None)
 
 
-def _as_v0_event(event: Any) -> Any:
-    """Fold v1's ``options`` and lifted fields back into the properties the pipeline reads."""
+def _sdk_info(header: str) -> tuple[str, str] | None:
+    """``posthog-python/7.91.1`` → ``("posthog-python", "7.91.1")``."""
+    lib, sep, version = header.strip().rpartition("/")
+    return (lib, version) if sep and lib and version else None
+
+
+def _as_v0_event(event: Any, sdk: tuple[str, str] | None) -> Any:
+    """Fold v1's ``options``, lifted fields and the SDK header back into the properties the pipeline reads."""
     if not isinstance(event, dict):
         return event
     props = event.get("properties")
@@ -50,6 +56,9 @@ def _as_v0_event(event: Any) -> Any:
         for field in ("session_id", "window_id"):
             if event.get(field) is not None:
                 props.setdefault(f"${field}", event[field])
+        if sdk is not None:  # v1 SDKs strip $lib from properties and send it in PostHog-Sdk-Info
+            props.setdefault("$lib", sdk[0])
+            props.setdefault("$lib_version", sdk[1])
     return {**event, "properties": props}
 
 
@@ -76,12 +85,13 @@ async def analytics_events(request: Request) -> Response:
         engage=False,
     )
     telemetry.EVENTS_RECEIVED.inc(len(batch.events))
+    sdk = _sdk_info(request.headers.get("posthog-sdk-info", ""))
     results: dict[str, dict[str, str]] = {}
     accepted: list[RawEvent] = []
     for event in batch.events:
         given_uuid = str(event.get("uuid", "")) if isinstance(event, dict) else ""
         try:
-            converted = to_raw_event(_as_v0_event(event), token, batch, ctx)
+            converted = to_raw_event(_as_v0_event(event, sdk), token, batch, ctx)
         except BadRequest as exc:
             telemetry.EVENTS_DROPPED.labels(exc.code).inc()
             results[given_uuid or f"invalid-{len(results)}"] = {"result": "drop", "details": exc.message}

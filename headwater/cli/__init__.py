@@ -7,6 +7,7 @@ import typer
 from headwater.cli import run, stack
 from headwater.cli.dlq import dlq_app
 from headwater.cli.output import err
+from headwater.cli.plugin import plugin_app
 from headwater.cli.projects import project_app, restrictions_app
 from headwater.cli.topology import topology_app
 from headwater.errors import HeadwaterError
@@ -21,6 +22,7 @@ app.add_typer(project_app, name="project")
 app.add_typer(restrictions_app, name="restrictions")
 app.add_typer(topology_app, name="topology")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(plugin_app, name="plugin")
 
 
 def main() -> None:

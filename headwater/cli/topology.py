@@ -1,24 +1,135 @@
-"""``headwater topology validate``."""
+"""``headwater topology validate | graph | describe | stages | schema | test``."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+from rich.table import Table
 
-from headwater.cli.output import say, settings
-from streams.topology import load_topology
+from headwater.cli.output import JsonFlag, console, err, print_json, say, settings
+from headwater.errors import HeadwaterError
+from streams.errors import TopologyError
+from streams.topology import Topology, load_topology
 
-topology_app = typer.Typer(no_args_is_help=True, help="Check and explain topology.yaml.")
+topology_app = typer.Typer(no_args_is_help=True, help="Check, draw, explain and test topology.yaml.")
+
+FileArg = Annotated[Path | None, typer.Argument(help="The topology file; defaults to HEADWATER_TOPOLOGY.")]
+
+
+def _load(file: Path | None) -> Topology:
+    """The topology, or every problem printed one per line and exit code 1."""
+    path = file or settings().topology
+    try:
+        return load_topology(path)
+    except TopologyError as exc:
+        for problem in exc.problems:
+            err.print(problem, highlight=False, markup=False)
+        raise typer.Exit(1) from None
 
 
 @topology_app.command("validate")
 def validate(
-    file: Annotated[Path | None, typer.Argument(help="Defaults to HEADWATER_TOPOLOGY.")] = None,
+    file: FileArg = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Skip the checks against the running Kafka.")] = False,
 ) -> None:
-    """Check a topology file; print one `file:line:col path: message` line per problem."""
+    """Check a topology: fields, then the graph, then (unless --offline) the running cluster.
+
+    Prints one `file:line:col path: message` line per problem and exits 1 when there are any.
+    """
+    from streams.topology.environment import environment_problems
+    from streams.topology.load import parse
+
     path = file or settings().topology
-    topology = load_topology(path)
+    topology = _load(path)
+    if not offline:
+        from headwater.settings import resolve_endpoints
+
+        try:
+            bootstrap = resolve_endpoints(settings()).kafka
+        except HeadwaterError as exc:
+            err.print(f"{path}: cannot check the environment: {exc} (or use --offline)", highlight=False)
+            raise typer.Exit(1) from None
+        problems = environment_problems(topology, bootstrap)
+        if problems:
+            loaded = parse(path)
+            for loc, message in problems:
+                err.print(loaded.problem(loc, message), highlight=False, markup=False)
+            raise typer.Exit(1)
     say(f"{path}: ok ({len(topology.topics)} topics, {len(topology.pipeline.stages)} stages, "
-        f"{len(topology.sinks)} sinks)")
+        f"{len(topology.sinks)} sinks{'' if offline else ', topics present in Kafka'})")
+
+
+@topology_app.command("graph")
+def graph(
+    file: FileArg = None,
+    fmt: Annotated[Literal["mermaid", "dot"], typer.Option("--format", help="mermaid or dot.")] = "mermaid",
+) -> None:
+    """Draw the topology: every topic, stage and sink (Mermaid, or Graphviz DOT)."""
+    from streams.topology.graph import dot, mermaid
+
+    topology = _load(file)
+    print(mermaid(topology) if fmt == "mermaid" else dot(topology), end="")
+
+
+@topology_app.command("describe")
+def describe(file: FileArg = None) -> None:
+    """Describe the topology in text, like Kafka Streams' Topology.describe()."""
+    from streams.topology.graph import describe as text
+
+    print(text(_load(file)), end="")
+
+
+@topology_app.command("stages")
+def stages(as_json: JsonFlag = False) -> None:
+    """List the stage types a topology can use, with their settings."""
+    from streams.stages.registry import stage_types
+
+    kinds = stage_types()
+    if as_json:
+        print_json([{"type": k.name, "summary": k.summary, "config": k.config.model_json_schema()}
+                    for k in kinds.values()])
+        return
+    table = Table("type", "summary", "config keys")
+    for kind in kinds.values():
+        table.add_row(kind.name, kind.summary, ", ".join(kind.config.model_fields) or "-")
+    table.add_row("plugin", "Runs a plugin (`headwater plugin list`).", "the plugin's Config")
+    console.print(table)
+
+
+@topology_app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of topology.yaml (for editors; also shipped as docs/topology.schema.json)."""
+    from streams.topology.docs import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+
+
+@topology_app.command("test")
+def run_tests(
+    file: FileArg = None,
+    cases: Annotated[Path | None, typer.Option(help="Cases file; default: <topology>.tests.yaml beside it.")] = None,
+) -> None:
+    """Run YAML test cases through the stages without a broker; exit 1 if any fails."""
+    from streams.topology.cases import load_cases, run_cases
+
+    path = file or settings().topology
+    topology = _load(path)
+    cases_path = cases or path.with_name(path.stem + ".tests.yaml")
+    try:
+        results = run_cases(topology, load_cases(cases_path))
+    except TopologyError as exc:
+        for problem in exc.problems:
+            err.print(problem, highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    failed = [r for r in results if r.failures]
+    for result in results:
+        mark = "[red]FAIL[/]" if result.failures else "[green]ok[/]  "
+        console.print(f"{mark} {result.name}")
+        for failure in result.failures:
+            console.print(f"       {failure}", highlight=False, markup=False)
+    console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)

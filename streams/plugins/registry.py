@@ -62,6 +62,21 @@ def resolve_plugin(ref: str) -> type[Plugin[Any]]:
                        "plugin")
 
 
+def available_plugins() -> dict[str, tuple[str, str]]:
+    """name → (where it comes from, its one-line summary)."""
+    found: dict[str, tuple[str, str]] = {}
+    for name, plugin in builtin_plugins().items():
+        found[name] = ("built-in", _summary(plugin))
+    for name, entry in _entry_point_plugins().items():
+        found.setdefault(name, (f"entry point {entry.value}", ""))
+    return found
+
+
+def _summary(plugin: type[Plugin[Any]]) -> str:
+    lines = (plugin.__doc__ or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def plugin_stage_type(ref: str) -> StageType:
     plugin_cls = resolve_plugin(ref)
 
@@ -74,5 +89,4 @@ def plugin_stage_type(ref: str) -> StageType:
             kv = MemoryKeyValue()
         return PluginStage(name, plugin_cls, config, kv)
 
-    doc = (plugin_cls.__doc__ or "").strip().splitlines()
-    return StageType(f"plugin:{ref}", plugin_cls.Config, build, doc[0] if doc else ref)
+    return StageType(f"plugin:{ref}", plugin_cls.Config, build, _summary(plugin_cls) or ref)

@@ -13,7 +13,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel
 
 from streams.event import PipelineEvent
-from streams.plugins.api import Event, KeyValueStore, Plugin, PluginContext
+from streams.plugins.api import Event, KeyValueStore, Plugin, PluginContext, PluginMetrics
 from streams.stages.base import Drop, Ok, Outcome
 
 PLUGIN_COUNTS = Counter("headwater_plugin_events", "Counters plugins bump, by stage and name.", ["stage", "name"])
@@ -52,11 +52,12 @@ def apply_plugin_event(event: PipelineEvent, result: Event) -> None:
 class PluginStage:
     """Runs ``plugin`` on every event; ``None`` drops it with a warning."""
 
-    def __init__(self, name: str, plugin_cls: type[Plugin[Any]], config: BaseModel, kv: KeyValueStore) -> None:
+    def __init__(self, name: str, plugin_cls: type[Plugin[Any]], config: BaseModel, kv: KeyValueStore,
+                 metrics: PluginMetrics | None = None) -> None:
         self.name = name
         self.context: PluginContext[Any] = PluginContext(
             config=config, stage=name, log=logging.getLogger(f"headwater.plugins.{name}"), kv=kv,
-            metrics=StageMetrics(name),
+            metrics=metrics or StageMetrics(name),
         )
         self.plugin = plugin_cls(config, self.context)
         self._is_async = inspect.iscoroutinefunction(self.plugin.process)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from headwater.projects import ProjectResolver
+from headwater.projects import Project
 from streams.event import PipelineEvent
 
 
@@ -41,11 +41,17 @@ class Retry:
 Outcome = Ok | Drop | DeadLetter | Retry
 
 
+class ProjectLookup(Protocol):
+    """Token → project (``headwater.projects.ProjectResolver`` in the worker)."""
+
+    async def resolve(self, token: str) -> Project | None: ...
+
+
 @dataclass(frozen=True)
 class StageDeps:
     """The connections stages may use, opened by the worker (or fakes, in tests)."""
 
-    projects: ProjectResolver | None
+    projects: ProjectLookup | None
     redis_url: str | None = None
 
 

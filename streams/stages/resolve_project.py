@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from headwater.projects import ProjectLookupError, ProjectResolver
+from headwater.projects import ProjectLookupError
 from streams.event import PipelineEvent
-from streams.stages.base import Drop, Ok, Outcome, Retry, StageDeps
+from streams.stages.base import Drop, Ok, Outcome, ProjectLookup, Retry, StageDeps
 from streams.stages.registry import NoConfig, register_stage
 
 
 class ResolveProject:
-    def __init__(self, name: str, projects: ProjectResolver) -> None:
+    def __init__(self, name: str, projects: ProjectLookup) -> None:
         self.name = name
         self._projects = projects
 

@@ -68,6 +68,14 @@ def _default(field: FieldInfo) -> str:
     return f"`{value!r}`" if value not in ([], {}) else "empty"
 
 
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of topology.yaml for editors (YAML language servers read it)."""
+    document = Topology.model_json_schema()
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "Headwater topology.yaml"
+    return document
+
+
 def render() -> str:
     lines = [
         "# topology.yaml reference",
@@ -100,4 +108,10 @@ def render() -> str:
 
 
 if __name__ == "__main__":
-    print(render())
+    import json
+    import sys
+
+    if sys.argv[1:] == ["--schema"]:
+        print(json.dumps(json_schema(), indent=2))
+    else:
+        print(render())

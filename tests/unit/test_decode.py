@@ -101,3 +101,16 @@ def test_zstd_by_header_and_magic_with_a_limit() -> None:
     bomb = zstandard.ZstdCompressor().compress(b" " * (LIMIT * 3))
     with pytest.raises(PayloadTooLarge):
         decode_body(_req(bomb, encoding="zstd"), LIMIT)
+
+
+def test_lone_surrogates_become_replacement_characters() -> None:
+    body = b'[{"event":"x","distinct_id":"d","properties":{"s":"a\\ud83d","ok":"\\ud83d\\ude00"}}]'
+    [event] = decode_body(_req(body), LIMIT)
+    assert event["properties"] == {"s": "a\ufffd", "ok": "\U0001f600"}
+    orjson.dumps(event)  # and it can be written again
+
+
+def test_plus_in_a_data_query_parameter_survives() -> None:
+    encoded = base64.b64encode(orjson.dumps({**EVENT, "properties": {"x": "???>>>"}})).decode()
+    assert "+" in encoded
+    assert decode_body(_req(b"", {"data": encoded.replace("+", " ")}), LIMIT)["properties"] == {"x": "???>>>"}

@@ -1,0 +1,159 @@
+"""``headwater topology test``: YAML test cases run through the stages without a broker.
+
+A cases file (``topology.tests.yaml`` beside the topology by default)::
+
+    project: {id: 1, token: phc_test}          # what resolve_project answers
+    cases:
+      - name: bots are dropped
+        until: bot_filter                       # optional: stop after this stage
+        input:                                  # events as an SDK sends them
+          - {event: $pageview, distinct_id: u1, properties: {$raw_user_agent: Googlebot/2.1}}
+        expect:                                 # one entry per input event, in order
+          - dropped: true                       # or dead_letter: true, or a subset of the output:
+          # - {event: $pageview, properties: {$browser: Chrome}}
+
+Inputs go through the gateway's capture rules first, so they look exactly like captured events.
+Expected properties are a subset: keys not listed are not checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML
+
+from headwater.projects import Project
+from streams.errors import TopologyError
+from streams.event import PipelineEvent
+from streams.runner import StageRunner
+from streams.stages.base import StageDeps
+from streams.stages.registry import resolve_stage
+from streams.topology.model import Topology
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CaseProject(_Strict):
+    id: int = 1
+    token: str = "phc_test"  # noqa: S105 - the made-up token cases are captured with
+
+
+class Expect(_Strict):
+    dropped: bool = False
+    dead_letter: bool = False
+    event: str | None = None
+    distinct_id: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class Case(_Strict):
+    name: str
+    until: str | None = None
+    input: list[dict[str, Any]] = Field(min_length=1)
+    expect: list[Expect]
+
+
+class CasesFile(_Strict):
+    project: CaseProject = CaseProject()
+    cases: list[Case]
+
+
+class _StaticProjects:
+    """resolve_project's resolver, answering one project for its token."""
+
+    def __init__(self, project: Project) -> None:
+        self._project = project
+
+    async def resolve(self, token: str) -> Project | None:
+        return self._project if token == self._project.api_token else None
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    name: str
+    failures: list[str]
+
+
+def _subset_problems(expected: Any, actual: Any, path: str) -> list[str]:
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return [f"{path}: expected an object, got {actual!r}"]
+        out = []
+        for key, value in expected.items():
+            if key not in actual:
+                out.append(f"{path}.{key}: missing")
+            else:
+                out += _subset_problems(value, actual[key], f"{path}.{key}")
+        return out
+    return [] if expected == actual else [f"{path}: expected {expected!r}, got {actual!r}"]
+
+
+async def _run_case(topology: Topology, case: Case, project: Project) -> list[str]:
+    from capture_gateway.errors import CaptureError
+    from capture_gateway.events import Batch, CaptureContext, now_micros, to_raw_event
+
+    deps = StageDeps(projects=_StaticProjects(project), redis_url=None)
+    specs = topology.pipeline.stages
+    if case.until is not None:
+        names = [s.name for s in specs]
+        if case.until not in names:
+            return [f"until: no stage {case.until!r} (stages: {', '.join(names)})"]
+        specs = specs[: names.index(case.until) + 1]
+    runner = StageRunner([(resolve_stage(s.type, s.plugin).build(s.name, s.config, deps), s) for s in specs])
+    if len(case.expect) != len(case.input):
+        return [f"{len(case.input)} input events but {len(case.expect)} expectations"]
+    ctx = CaptureContext(now=now_micros(), ip="127.0.0.1", sent_at_ms=None, engage=False)
+    failures: list[str] = []
+    try:
+        for i, (given, expect) in enumerate(zip(case.input, case.expect, strict=True)):
+            try:
+                raw = to_raw_event(given, project.api_token, Batch([given], project.api_token, None, False), ctx)
+            except CaptureError as exc:
+                failures.append(f"input[{i}]: the gateway would refuse it: {exc.message}")
+                continue
+            if raw is None:
+                failures.append(f"input[{i}]: the gateway drops this event type")
+                continue
+            result = await runner.run([PipelineEvent.from_raw(raw, "test")])
+            outcome = "dead_letter" if result.dead_lettered else "dropped" if result.dropped else "passed"
+            wanted = "dead_letter" if expect.dead_letter else "dropped" if expect.dropped else "passed"
+            if outcome != wanted:
+                failures.append(f"expect[{i}]: expected {wanted}, got {outcome}")
+                continue
+            if outcome != "passed":
+                continue
+            event = result.passed[0]
+            actual = {"event": event.raw["event"], "distinct_id": event.raw["distinct_id"],
+                      "properties": orjson.loads(event.output["properties"]) if event.output else event.properties}
+            wanted_fields = expect.model_dump(exclude={"dropped", "dead_letter"}, exclude_none=True)
+            failures += _subset_problems(wanted_fields, actual, f"expect[{i}]")
+    finally:
+        await runner.close()
+    return failures
+
+
+def load_cases(path: Path) -> CasesFile:
+    try:
+        doc = YAML(typ="safe").load(path.read_text())
+    except OSError as exc:
+        raise TopologyError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    try:
+        return CasesFile.model_validate(doc)
+    except ValidationError as exc:
+        raise TopologyError([f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from exc
+
+
+def run_cases(topology: Topology, cases: CasesFile) -> list[CaseResult]:
+    project = Project(id=cases.project.id, name="test", api_token=cases.project.token)
+
+    async def run_all() -> list[CaseResult]:
+        return [CaseResult(case.name, await _run_case(topology, case, project)) for case in cases.cases]
+
+    return asyncio.run(run_all())
