@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,6 +20,11 @@ topology_app = typer.Typer(no_args_is_help=True, help="Check, draw, explain and 
 FileArg = Annotated[Path | None, typer.Argument(help="The topology file; defaults to HEADWATER_TOPOLOGY.")]
 
 
+def _problem(line: str) -> None:
+    """One problem per line, never wrapped, so editors and grep can use it."""
+    sys.stderr.write(line + "\n")
+
+
 def _load(file: Path | None) -> Topology:
     """The topology, or every problem printed one per line and exit code 1."""
     path = file or settings().topology
@@ -26,7 +32,7 @@ def _load(file: Path | None) -> Topology:
         return load_topology(path)
     except TopologyError as exc:
         for problem in exc.problems:
-            err.print(problem, highlight=False, markup=False)
+            _problem(problem)
         raise typer.Exit(1) from None
 
 
@@ -56,7 +62,7 @@ def validate(
         if problems:
             loaded = parse(path)
             for loc, message in problems:
-                err.print(loaded.problem(loc, message), highlight=False, markup=False)
+                _problem(loaded.problem(loc, message))
             raise typer.Exit(1)
     say(f"{path}: ok ({len(topology.topics)} topics, {len(topology.pipeline.stages)} stages, "
         f"{len(topology.sinks)} sinks{'' if offline else ', topics present in Kafka'})")
@@ -122,7 +128,7 @@ def run_tests(
         results = run_cases(topology, load_cases(cases_path))
     except TopologyError as exc:
         for problem in exc.problems:
-            err.print(problem, highlight=False, markup=False)
+            _problem(problem)
         raise typer.Exit(1) from None
     failed = [r for r in results if r.failures]
     for result in results:

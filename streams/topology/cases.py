@@ -95,9 +95,14 @@ def _subset_problems(expected: Any, actual: Any, path: str) -> list[str]:
     return [] if expected == actual else [f"{path}: expected {expected!r}, got {actual!r}"]
 
 
+def _names_token(event: dict[str, Any]) -> bool:
+    props = event.get("properties")
+    return any(k in event for k in ("token", "$token", "api_key")) or (isinstance(props, dict) and "token" in props)
+
+
 async def _run_case(topology: Topology, case: Case, project: Project) -> list[str]:
     from capture_gateway.errors import CaptureError
-    from capture_gateway.events import Batch, CaptureContext, now_micros, to_raw_event
+    from capture_gateway.events import Batch, CaptureContext, now_micros, request_token, to_raw_event
 
     deps = StageDeps(projects=_StaticProjects(project), redis_url=None)
     specs = topology.pipeline.stages
@@ -114,7 +119,10 @@ async def _run_case(topology: Topology, case: Case, project: Project) -> list[st
     try:
         for i, (given, expect) in enumerate(zip(case.input, case.expect, strict=True)):
             try:
-                raw = to_raw_event(given, project.api_token, Batch([given], project.api_token, None, False), ctx)
+                batch = Batch([given], None, None, False)
+                # the input's own token if it names one, else the cases' project
+                token = request_token(batch) if _names_token(given) else project.api_token
+                raw = to_raw_event(given, token, batch, ctx)
             except CaptureError as exc:
                 failures.append(f"input[{i}]: the gateway would refuse it: {exc.message}")
                 continue

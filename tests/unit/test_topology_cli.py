@@ -1,0 +1,92 @@
+"""The topology commands as a user runs them: exit codes, problem lines, pictures, cases."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from headwater.cli import app
+from streams.topology import load_topology
+from tests.conftest import DEFAULT_TOPOLOGY, ROOT
+
+runner = CliRunner()
+
+
+def _run(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, list(args))
+
+
+def test_validate_ok_offline() -> None:
+    result = _run("topology", "validate", "--offline", str(DEFAULT_TOPOLOGY))
+    assert result.exit_code == 0, result.output
+    assert "ok (6 topics, 6 stages, 2 sinks)" in result.output
+
+
+def test_a_broken_topology_gives_one_located_line_per_problem(tmp_path: Path) -> None:
+    text = DEFAULT_TOPOLOGY.read_text()
+    broken = tmp_path / "topology.yaml"
+    dlq = "    partitions: 1\n    retention_hours: 720\n  ingestion_warnings:"
+    with_colour = dlq.replace("720\n", "720\n    colour: red\n")
+    broken.write_text(text.replace("type: normalize", "type: normalise").replace(dlq, with_colour))
+    result = _run("topology", "validate", "--offline", str(broken))
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, lines  # fields first: the unknown key; the graph is checked once fields pass
+    assert re.match(rf"{re.escape(str(broken))}:\d+:5 topics\.events_dlq\.colour: unknown key 'colour'", lines[0])
+    broken.write_text(text.replace("type: normalize", "type: normalise"))
+    result = _run("topology", "validate", "--offline", str(broken))
+    assert result.exit_code == 1
+    assert re.search(r":\d+:7 pipeline\.stages\[3\]\.type: unknown stage type 'normalise'", result.output)
+
+
+def test_wrong_partition_counts_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "topology.yaml"
+    overflow = "  events_overflow:     # hot keys, routed here by the gateway without a key\n    partitions: 4"
+    path.write_text(DEFAULT_TOPOLOGY.read_text().replace(overflow, "  events_overflow:\n    partitions: 8"))
+    result = _run("topology", "validate", "--offline", str(path))
+    assert result.exit_code == 1
+    assert "pipeline.sources: the sources have different partition counts [4, 8]" in result.output
+
+
+def test_graph_names_every_topic_stage_and_sink() -> None:
+    topology = load_topology(DEFAULT_TOPOLOGY)
+    for fmt in ("mermaid", "dot"):
+        result = _run("topology", "graph", "--format", fmt, str(DEFAULT_TOPOLOGY))
+        assert result.exit_code == 0, result.output
+        for name in [*topology.topics, *(s.name for s in topology.pipeline.stages), *(s.name for s in topology.sinks)]:
+            assert name in result.output, (fmt, name)
+    mermaid = _run("topology", "graph", str(DEFAULT_TOPOLOGY)).output
+    assert mermaid.startswith("flowchart LR\n")
+    ids = re.findall(r"^\s+(n_\w+)[\[\(\{]", mermaid, re.MULTILINE)
+    assert len(ids) == len(set(ids))  # every node declared once
+    for edge in re.findall(r"(n_\w+) -", mermaid):
+        assert edge in ids or edge == "gateway"
+
+
+def test_describe_lists_the_processors_in_order() -> None:
+    result = _run("topology", "describe", str(DEFAULT_TOPOLOGY))
+    assert result.exit_code == 0
+    processors = re.findall(r"Processor: (\w+)", result.output)
+    assert processors == [s.name for s in load_topology(DEFAULT_TOPOLOGY).pipeline.stages]
+
+
+def test_the_default_cases_pass_and_a_wrong_expectation_fails(tmp_path: Path) -> None:
+    result = _run("topology", "test", str(DEFAULT_TOPOLOGY))
+    assert result.exit_code == 0, result.output
+    assert "4 passed, 0 failed" in result.output
+    cases = tmp_path / "cases.yaml"
+    cases.write_text("cases:\n  - name: wrong\n    input: [{event: e, distinct_id: d}]\n"
+                     "    expect: [{dropped: true}]\n")
+    result = _run("topology", "test", str(DEFAULT_TOPOLOGY), "--cases", str(cases))
+    assert result.exit_code == 1
+    assert "expect[0]: expected dropped, got passed" in result.output
+
+
+def test_the_shipped_json_schema_is_current() -> None:
+    import json
+
+    from streams.topology.docs import json_schema
+
+    assert json.loads((ROOT / "docs" / "topology.schema.json").read_text()) == json_schema()
