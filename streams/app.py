@@ -34,6 +34,7 @@ from sinks.clickhouse.client import connect as clickhouse_connect
 from sinks.clickhouse.rows import RECORD_KINDS, RecordKind
 from sinks.clickhouse.sink import ClickHouseSink
 from streams import telemetry
+from streams.agents import add_agent, load_handler
 from streams.batching import consume_in_batches
 from streams.dlq import send_dead_letter
 from streams.event import PipelineEvent
@@ -199,6 +200,9 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
         app.agent(app.topic(spec.source), name=f"sink_{spec.name}", concurrency=1)(
             _sink_agent(app, topology, spec, endpoints, crash)
         )
+
+    for agent in topology.agents:
+        add_agent(app, agent.name, agent.source, load_handler(agent.handler))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -9,6 +9,7 @@ from pydantic.fields import FieldInfo
 
 from streams.stages.registry import stage_types
 from streams.topology.model import (
+    AgentSpec,
     BatchSpec,
     CaptureSpec,
     ClickHouseSinkSpec,
@@ -26,6 +27,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`pipeline.stages[]`", StageSpec),
     ("`sinks[]` with `type: clickhouse`", ClickHouseSinkSpec),
     ("`sinks[].batch`", BatchSpec),
+    ("`agents[]`", AgentSpec),
 ]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from streams.agents import load_handler
+from streams.errors import StreamsError
 from streams.stages.registry import UnknownStage, resolve_stage
 from streams.topology.model import Topology
 
@@ -57,6 +59,13 @@ def graph_problems(topology: Topology) -> list[tuple[Loc, str]]:
     if "resolve_project" not in types or types[0] != "resolve_project":
         problems.append((("pipeline", "stages"), "the first stage must be `resolve_project` (others need the project)"))
 
+    for i, agent in enumerate(topology.agents):
+        if agent.source not in known:
+            problems.append((("agents", i, "source"), f"unknown topic {agent.source!r} (declared: {declared})"))
+        try:
+            load_handler(agent.handler)
+        except StreamsError as exc:
+            problems.append((("agents", i, "handler"), str(exc)))
     names = [s.name for s in topology.sinks]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -98,6 +107,9 @@ def mermaid(topology: Topology) -> str:
     for sink in topology.sinks:
         lines.append(f"  {_id('k_' + sink.name)}{{{{\"{sink.name} ({sink.type}: {sink.target_table})\"}}}}")
         lines.append(f"  {_id('t_' + sink.source)} --> {_id('k_' + sink.name)}")
+    for agent in topology.agents:
+        lines.append(f"  {_id('a_' + agent.name)}[/\"agent {agent.name}\"/]")
+        lines.append(f"  {_id('t_' + agent.source)} --> {_id('a_' + agent.name)}")
     return "\n".join(lines) + "\n"
 
 
@@ -125,6 +137,9 @@ def dot(topology: Topology) -> str:
         lines.append(f'  {first} -> "{pipeline.warnings}" [style=dashed, label="warnings"];')
     for sink in topology.sinks:
         lines.append(f'  "{sink.source}" -> "sink:{sink.name}";')
+    for agent in topology.agents:
+        lines.append(f'  "agent:{agent.name}" [shape=parallelogram, label="agent {agent.name}"];')
+        lines.append(f'  "{agent.source}" -> "agent:{agent.name}";')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -150,4 +165,8 @@ def describe(topology: Topology) -> str:
                 f"    Source: {sink.source} (topics: [{sink.source}])", f"      --> {sink.name}",
                 f"    Sink: {sink.name} ({sink.type}, table: {sink.target_table}, "
                 f"batch: {sink.batch.max_messages} messages / {sink.batch.max_seconds}s)"]
+    for n, agent in enumerate(topology.agents, start=len(topology.sinks) + 1):
+        out += [f"  Sub-topology: {n} (agent: agent_{agent.name})",
+                f"    Source: {agent.source} (topics: [{agent.source}])", f"      --> {agent.name}",
+                f"    Processor: {agent.name} (handler {agent.handler})"]
     return "\n".join(out) + "\n"

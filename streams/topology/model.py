@@ -88,6 +88,14 @@ class ClickHouseSinkSpec(Strict):
         return self.table or self.records
 
 
+class AgentSpec(Strict):
+    """A plugin agent: your own async function over a topic's events (see streams/agents.py)."""
+
+    name: Name = Field(description="Unique name of this agent (its consumer is `agent_<name>`).")
+    source: Name = Field(description="Topic whose events it reads (envelopes are unpacked).")
+    handler: str = Field(pattern=r"^[\w.]+:\w+$", description="`package.module:function`.")
+
+
 SinkSpec = Annotated[ClickHouseSinkSpec, Field(discriminator="type")]
 SINK_TYPES = ("clickhouse",)
 
@@ -101,3 +109,4 @@ class Topology(Strict):
     capture: CaptureSpec = Field(CaptureSpec(), description="Where the gateway writes.")
     pipeline: PipelineSpec = Field(description="Raw events in, processed events out.")
     sinks: list[SinkSpec] = Field(default_factory=list, description="Where processed events are written.")
+    agents: list[AgentSpec] = Field(default_factory=list, description="Your own agents on declared topics.")

@@ -108,3 +108,26 @@ async def test_plugin_failures_follow_their_policy_and_nothing_is_lost(
     total = len(fine) + len(boom)
     assert await wait_for_count(stack, f"SELECT count() FROM {table}", total) == total
     await asyncio.sleep(0)
+
+
+async def test_a_plugin_agent_reads_its_own_topic(stack: Endpoints, project: Project, start_gateway, start_worker,
+                                                  tmp_path: Path) -> None:
+    from headwater.migrate import migrate_kafka
+
+    doc = isolated_topology(f"a{uuid.uuid4().hex[:8]}_")
+    doc["agents"] = [{"name": "tap", "source": doc["pipeline"]["output"], "handler": "tests.fixtures.agents:tap"}]
+    path = write_yaml(tmp_path / "topology.yaml", doc)
+    pipeline = Pipeline(path, load_topology(path))
+    migrate_kafka(stack.kafka, pipeline.topology, lambda _: None)
+    gateway = start_gateway(pipeline)
+    tap = tmp_path / "tap.txt"
+    start_worker(pipeline, HEADWATER_TEST_TAP_FILE=str(tap))
+    events = [_event("e", f"u{i}") for i in range(10)]
+    response = httpx.post(f"{gateway.url}/batch/", content=orjson.dumps({"api_key": project.api_token,
+                                                                          "batch": events}))
+    assert response.status_code == 200
+    for _ in range(120):
+        if tap.exists() and len(set(tap.read_text().split())) >= len(events):
+            break
+        await asyncio.sleep(0.25)
+    assert set(tap.read_text().split()) == {e["uuid"] for e in events}

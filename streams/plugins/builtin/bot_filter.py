@@ -17,12 +17,11 @@ BOT_PATTERNS = (
     "cypress", "facebookexternalhit", "bingpreview", "mediapartners-google", "feedfetcher", "google-read-aloud",
     "chatgpt-user", "perplexity", r"curl/", r"wget/", "python-requests", "python-urllib", "python-httpx",
     "aiohttp", "go-http-client", r"java/", "apache-httpclient", "libwww-perl", "scrapy", r"node-fetch",
-    r"^$",
 )
 
 
-def _any_of(patterns: list[str] | tuple[str, ...]) -> re.Pattern[str] | None:
-    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE) if patterns else None
+def _any_of(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
 
 
 class BotFilter(Plugin["BotFilter.Config"]):
@@ -61,12 +60,12 @@ class BotFilter(Plugin["BotFilter.Config"]):
     def __init__(self, config: BotFilter.Config, ctx: PluginContext[BotFilter.Config]) -> None:
         super().__init__(config, ctx)
         self._bots = _any_of((*BOT_PATTERNS, *config.extra_patterns))
-        self._allowed = _any_of(config.allow_patterns)
+        self._allowed = _any_of(tuple(config.allow_patterns)) if config.allow_patterns else None
 
     def is_bot(self, user_agent: str) -> bool:
         if self._allowed is not None and self._allowed.search(user_agent):
             return False
-        return self._bots is not None and self._bots.search(user_agent) is not None
+        return self._bots.search(user_agent) is not None
 
     async def process(self, event: Event, ctx: PluginContext[BotFilter.Config]) -> Event | None:
         user_agent = next((value for key in self.config.user_agent_properties

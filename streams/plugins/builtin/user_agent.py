@@ -52,10 +52,9 @@ def describe(user_agent: str) -> Described:
     found: dict[str, Any] = {}
     if result.user_agent is not None:
         found["$browser"] = BROWSER_NAMES.get(result.user_agent.family, result.user_agent.family)
-        try:
-            found["$browser_version"] = float(f"{result.user_agent.major}.{result.user_agent.minor or 0}")
-        except ValueError:
-            pass  # no numeric version (e.g. "Other")
+        major, minor = result.user_agent.major, result.user_agent.minor
+        if major and major.isdigit():
+            found["$browser_version"] = float(f"{major}.{minor if minor and minor.isdigit() else 0}")
     if result.os is not None:
         found["$os"] = result.os.family
         os_version = _version(result.os.major, result.os.minor, result.os.patch)
