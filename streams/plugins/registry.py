@@ -19,7 +19,7 @@ from streams.plugins.api import Plugin
 from streams.plugins.kv import MemoryKeyValue, RedisKeyValue
 from streams.plugins.stage import PluginStage
 from streams.stages.base import StageDeps
-from streams.stages.registry import StageType, UnknownStage
+from streams.stages.registry import RegistrationError, StageType, UnknownStage
 
 ENTRY_POINT_GROUP = "headwater.plugins"
 
@@ -27,7 +27,12 @@ ENTRY_POINT_GROUP = "headwater.plugins"
 def builtin_plugins() -> dict[str, type[Plugin[Any]]]:
     from streams.plugins.builtin import BUILTIN
 
-    return {plugin.name: plugin for plugin in BUILTIN}
+    found: dict[str, type[Plugin[Any]]] = {}
+    for plugin in BUILTIN:
+        if not plugin.name or plugin.name in found:
+            raise RegistrationError(f"built-in plugin name {plugin.name!r} is empty or used twice")
+        found[plugin.name] = plugin
+    return found
 
 
 @cache

@@ -62,11 +62,17 @@ class PluginStage:
         self.plugin = plugin_cls(config, self.context)
         self._is_async = inspect.iscoroutinefunction(self.plugin.process)
         self._ready = False
+        self._setup_lock = asyncio.Lock()
+
+    async def _ensure_setup(self) -> None:
+        async with self._setup_lock:  # one setup, even if events arrive while it runs
+            if not self._ready:
+                await self.plugin.setup()
+                self._ready = True
 
     async def process(self, event: PipelineEvent) -> Outcome:
         if not self._ready:
-            await self.plugin.setup()
-            self._ready = True
+            await self._ensure_setup()
         incoming = to_plugin_event(event)
         if self._is_async:
             result = await self.plugin.process(incoming, self.context)  # type: ignore[misc]

@@ -58,7 +58,7 @@ class GeoIP(Plugin["GeoIP.Config"]):
     The address is the ``$ip`` property, else the address the event was captured from. Events
     with a truthy ``$geoip_disable``, without an address, or whose address the database does not
     know pass unchanged. With ``set_person_properties`` the same keys go into the event's
-    ``set`` and, prefixed ``$initial_geoip_``, into ``set_once`` (keys the event sets itself win).
+    ``set`` and, prefixed ``$initial_geoip_``, into ``set_once`` (keys already there are kept).
     """
 
     name = "geoip"

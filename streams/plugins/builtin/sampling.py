@@ -33,8 +33,8 @@ class Sampling(Plugin["Sampling.Config"]):
         rate: float = Field(gt=0, le=1, description="Fraction of events kept, above 0 and at most 1.")
         by: Literal["distinct_id", "uuid"] = Field("distinct_id", description="What the decision hashes: "
                                                    "`distinct_id` (whole persons) or `uuid` (single events).")
-        events: list[str] | None = Field(None, description="Sample only these events (names or `*` globs); "
-                                                           "others are always kept. Default: all events.")
+        events: list[str] | None = Field(None, min_length=1, description="Sample only these events (names or `*` "
+                                         "globs); others are always kept. Default: all events.")
 
     async def process(self, event: Event, ctx: PluginContext[Sampling.Config]) -> Event | None:
         names = self.config.events
