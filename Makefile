@@ -28,6 +28,9 @@ typecheck:  ## mypy --strict
 
 check: lint typecheck  ## lint and typecheck
 
+bench: setup  ## gateway throughput vs a bare Starlette ceiling (wrk, ~2 min); see bench/README.md
+	@$(VENV)/bin/python bench/run.py
+
 up: setup  ## start the local stack
 	@$(HW) up
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from starlette.requests import Request
@@ -11,19 +12,36 @@ from capture_gateway import telemetry
 from capture_gateway.context import GatewayContext
 from capture_gateway.decode import RawRequest, decode_body
 from capture_gateway.errors import BadRequest
-from capture_gateway.events import CaptureContext, now_micros, request_token, split_batch, to_raw_event
+from capture_gateway.events import (
+    MAX_SENT_AT_MS,
+    Batch,
+    CaptureContext,
+    now_micros,
+    request_token,
+    split_batch,
+    to_raw_event,
+)
 from capture_gateway.ingest import accept, client_ip, project_of, read_body
+from schemas.events import RawEvent
 
 EVENT_LIMIT = 2 * 1024 * 1024
 BATCH_LIMIT = 20 * 1024 * 1024
+LARGE_BODY = 256 * 1024
+LARGE_BATCH = 1000
 PATHS = ("/e", "/i/v0/e", "/capture", "/track", "/engage", "/batch")
 
 
 def _sent_at_ms(value: str | None) -> int | None:
+    """The legacy ``_`` query parameter (send time in ms); None unless it is a plausible time."""
     try:
-        return int(value) if value else None
+        ms = int(value) if value else None
     except ValueError:
         return None
+    return ms if ms is not None and 0 < ms < MAX_SENT_AT_MS else None
+
+
+def _convert(batch: Batch, token: str, ctx: CaptureContext) -> list[RawEvent]:
+    return [e for e in (to_raw_event(ev, token, batch, ctx) for ev in batch.events) if e is not None]
 
 
 async def capture(request: Request) -> Response:
@@ -42,7 +60,11 @@ async def capture(request: Request) -> Response:
     )
     if request.method == "GET" and not body and "data" not in raw.query:
         raise BadRequest("no payload: send events in the body (POST) or in the data query parameter", "missing_data")
-    batch = split_batch(decode_body(raw, limit))
+    # A large body takes long to inflate and parse: do it off the event loop so health checks
+    # and small requests keep being answered meanwhile.
+    large = len(body) > LARGE_BODY
+    payload = await asyncio.to_thread(decode_body, raw, limit) if large else decode_body(raw, limit)
+    batch = split_batch(payload)
     token = request_token(batch)
     project = await project_of(gateway, token)
     ctx = CaptureContext(
@@ -52,7 +74,10 @@ async def capture(request: Request) -> Response:
         engage=path == "/engage",
     )
     telemetry.EVENTS_RECEIVED.inc(len(batch.events))
-    events = [e for e in (to_raw_event(ev, token, batch, ctx) for ev in batch.events) if e is not None]
+    if large or len(batch.events) > LARGE_BATCH:
+        events = await asyncio.to_thread(_convert, batch, token, ctx)
+    else:
+        events = _convert(batch, token, ctx)
     if len(events) < len(batch.events):
         telemetry.EVENTS_DROPPED.labels("performance_event").inc(len(batch.events) - len(events))
     if events:

@@ -20,6 +20,8 @@ from schemas.events import RawEvent
 
 MAX_DISTINCT_ID = 200
 MAX_FUTURE_MICROS = 23 * 3600 * 1_000_000
+MAX_OFFSET_MS = 10 * 365 * 86_400_000  # an offset beyond ten years is garbage, not a delay
+MAX_SENT_AT_MS = 4_102_444_800_000  # 2100-01-01: a larger `_` is not a time
 DROPPED_EVENTS = frozenset({"$performance_event"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
@@ -122,7 +124,7 @@ def _distinct_id(event: dict[str, Any], props: dict[str, Any]) -> str:
         value = props.get("distinct_id")
     if value is None or value == "":
         raise BadRequest("every event needs a distinct_id", "missing_distinct_id")
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    text = value if isinstance(value, str) else dumps(value, "distinct_id")
     if not text.strip():
         raise BadRequest("every event needs a non-empty distinct_id", "missing_distinct_id")
     return text.replace("\x00", "\ufffd")[:MAX_DISTINCT_ID]
@@ -171,7 +173,7 @@ def _timestamp(event: dict[str, Any], props: dict[str, Any], sent_at: int | None
     if raw is not None and ts is None:
         warnings.append("ignored_invalid_timestamp")
     offset = event.get("offset")
-    if isinstance(offset, int | float) and not isinstance(offset, bool):
+    if isinstance(offset, int | float) and not isinstance(offset, bool) and abs(offset) < MAX_OFFSET_MS:
         result = now - int(offset * 1000)
     elif ts is None:
         result = now
@@ -182,7 +184,18 @@ def _timestamp(event: dict[str, Any], props: dict[str, Any], sent_at: int | None
     if result - now > MAX_FUTURE_MICROS:
         warnings.append("event_timestamp_in_future")
         result = now
+    elif result < 0:  # before 1970: a broken clock, or an offset/sent_at far off
+        warnings.append("ignored_invalid_timestamp")
+        result = now
     return result
+
+
+def dumps(value: Any, what: str) -> str:
+    """JSON text of a value from the request; nesting orjson cannot write back is a 400."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError as exc:  # "Recursion limit reached" past 254 levels
+        raise BadRequest(f"{what} is nested too deeply ({exc})", "invalid_payload") from exc
 
 
 def _json_object(value: Any, what: str) -> str | None:
@@ -190,7 +203,7 @@ def _json_object(value: Any, what: str) -> str | None:
         return None
     if not isinstance(value, dict):
         raise BadRequest(f"{what} must be a JSON object")
-    return orjson.dumps(value).decode()
+    return dumps(value, what)
 
 
 def to_raw_event(event: Any, token: str, batch: Batch, ctx: CaptureContext) -> RawEvent | None:
@@ -209,6 +222,8 @@ def to_raw_event(event: Any, token: str, batch: Batch, ctx: CaptureContext) -> R
         raise BadRequest("'properties' must be a JSON object")
     warnings: list[str] = []
     sent_at = parse_time(event.get("sent_at", batch.sent_at))
+    if sent_at is not None and not 0 < sent_at < MAX_SENT_AT_MS * 1000:
+        sent_at = None
     if sent_at is None and ctx.sent_at_ms is not None:
         sent_at = ctx.sent_at_ms * 1000
     return RawEvent(
@@ -220,7 +235,7 @@ def to_raw_event(event: Any, token: str, batch: Batch, ctx: CaptureContext) -> R
         now=ctx.now,
         sent_at=sent_at,
         ip=ctx.ip,
-        properties=orjson.dumps(props).decode(),
+        properties=dumps(props, "properties"),
         set=_json_object(event.get("$set"), "$set"),
         set_once=_json_object(event.get("$set_once"), "$set_once"),
         historical_migration=batch.historical_migration,

@@ -10,8 +10,10 @@ from starlette.requests import Request
 from capture_gateway import telemetry
 from capture_gateway.context import GatewayContext
 from capture_gateway.errors import PayloadTooLarge, RateLimited, RequestTimeout, ServiceUnavailable, Unauthorized
+from capture_gateway.publish import event_size
 from capture_gateway.routing import Routed, route
 from headwater.projects import Project, ProjectLookupError
+from schemas.envelope import DEFAULT_MAX_BYTES as MAX_EVENT_BYTES
 from schemas.events import RawEvent
 
 
@@ -58,8 +60,16 @@ async def project_of(gateway: GatewayContext, token: str) -> Project:
 async def accept(gateway: GatewayContext, project: Project, events: Sequence[RawEvent], now: int) -> Routed:
     """Apply the project's limits and restrictions, write what remains, return where each went.
 
-    Raises ``RateLimited`` (nothing written) or ``ServiceUnavailable`` (Kafka did not take it all).
+    Raises ``PayloadTooLarge`` when an event cannot fit one Kafka message and ``RateLimited``
+    (nothing written in either case), or ``ServiceUnavailable`` when Kafka did not acknowledge
+    every message: some may have been written, and the SDK's retry is safe because sinks keep
+    one row per event uuid.
     """
+    too_large = next((e for e in events if event_size(e) > MAX_EVENT_BYTES), None)
+    if too_large is not None:
+        telemetry.EVENTS_DROPPED.labels("event_too_large").inc(len(events))
+        raise PayloadTooLarge(f"event {too_large['uuid']} is larger than {MAX_EVENT_BYTES} bytes, "
+                              "the most one Kafka message holds", "event_too_large")
     if not gateway.rate_limiter.allow(project, len(events)):
         telemetry.EVENTS_DROPPED.labels("rate_limited").inc(len(events))
         raise RateLimited(f"project {project.id} is over its rate limit of {project.rate_limit_per_second}/s")

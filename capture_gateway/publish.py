@@ -26,8 +26,16 @@ def _key(event: RawEvent) -> bytes:
     return event_key(event["token"], event["distinct_id"])
 
 
-def _size(event: RawEvent) -> int:
-    return len(event["properties"]) + len(event["distinct_id"]) + len(event["event"]) + 160
+def _bytes(text: str | None) -> int:
+    if not text:
+        return 0
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def event_size(event: RawEvent) -> int:
+    """About how many bytes the event takes in an Avro envelope (its text fields plus fixed fields)."""
+    return (_bytes(event["properties"]) + _bytes(event["distinct_id"]) + _bytes(event["event"])
+            + _bytes(event["set"]) + _bytes(event["set_once"]) + 160)
 
 
 def _headers(envelope: Envelope[RawEvent], token: str, now: int) -> Headers:
@@ -69,7 +77,7 @@ class Publisher:
         return [
             OutgoingMessage(topic, envelope.partition, envelope.key,
                             _SERIALIZER.encode({"events": envelope.events}), _headers(envelope, token, now))
-            for envelope in pack(events, key_of=_key, size_of=_size, partitions=partitions)
+            for envelope in pack(events, key_of=_key, size_of=event_size, partitions=partitions)
         ]
 
     def _unkeyed(self, topic: str, events: Sequence[RawEvent], token: str, now: int) -> list[OutgoingMessage]:
@@ -77,6 +85,6 @@ class Publisher:
         return [
             OutgoingMessage(topic, None, None, _SERIALIZER.encode({"events": envelope.events}),
                             _headers(envelope, token, now))
-            for envelope in pack(events, key_of=lambda _: b"", size_of=_size, partitions=1)
+            for envelope in pack(events, key_of=lambda _: b"", size_of=event_size, partitions=1)
         ]
 

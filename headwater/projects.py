@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -128,13 +129,14 @@ class ProjectResolver:
     """Token → project, cached in process and in Redis, backed by Postgres."""
 
     REDIS_PREFIX = "headwater:project-token:"
+    LOCAL_MAX = 10_000
 
     def __init__(self, postgres_dsn: str, redis_url: str, ttl: float = 30.0) -> None:
         self._pool = AsyncConnectionPool(postgres_dsn, min_size=1, max_size=4, open=False,
                                          kwargs={"row_factory": dict_row})
         self._redis = aioredis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._ttl = ttl
-        self._local: dict[str, tuple[Project | None, float]] = {}
+        self._local: OrderedDict[str, tuple[Project | None, float]] = OrderedDict()
 
     async def open(self) -> None:
         await self._pool.open(wait=False)
@@ -151,6 +153,9 @@ class ProjectResolver:
             return hit[0]
         project = await self._from_redis_or_postgres(token)
         self._local[token] = (project, now + self._ttl)
+        self._local.move_to_end(token)
+        if len(self._local) > self.LOCAL_MAX:  # random tokens must not grow memory without bound
+            self._local.popitem(last=False)
         return project
 
     async def _from_redis_or_postgres(self, token: str) -> Project | None:
