@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -69,18 +69,25 @@ class HotKeys:
         self._rate = rate
         self._burst = burst
         self._max_keys = max_keys
-        self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
+        self._buckets: dict[bytes, TokenBucket] = {}
 
     def is_hot(self, key: bytes) -> bool:
         """Count one event for ``key``; True when the key is over its rate."""
         bucket = self._buckets.get(key)
         if bucket is None:
+            if len(self._buckets) >= self._max_keys:
+                self._forget_idle()
             bucket = self._buckets[key] = TokenBucket(self._rate, self._burst)
-            if len(self._buckets) > self._max_keys:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(key)
         return not bucket.take()
+
+    def _forget_idle(self) -> None:
+        """Drop keys whose bucket has refilled (they hold no state worth keeping)."""
+        now = time.monotonic()
+        full_after = self._burst / self._rate
+        self._buckets = {k: b for k, b in self._buckets.items() if now - b.updated < full_after}
+        if len(self._buckets) >= self._max_keys:  # all busy: forget the oldest half
+            keep = sorted(self._buckets.items(), key=lambda kv: kv[1].updated)[self._max_keys // 2:]
+            self._buckets = dict(keep)
 
 
 def _month() -> str:

@@ -98,14 +98,17 @@ class KafkaProducer:
                 raise ServiceUnavailable(f"Kafka refused the message: {exc}") from exc
             futures.append(fut)
         try:
-            results = await asyncio.wait_for(
-                asyncio.gather(*futures, return_exceptions=True), timeout=self._timeout + 2.0
-            )
+            async with asyncio.timeout(self._timeout + 2.0):
+                for fut in futures:  # librdkafka reports every message; wait for each in turn
+                    await fut
         except TimeoutError as exc:
             raise ServiceUnavailable(f"Kafka did not acknowledge within {self._timeout:.0f}s") from exc
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        finally:
+            for fut in futures:  # after a failure: nothing left pending or unretrieved
+                if not fut.done():
+                    fut.cancel()
+                elif not fut.cancelled():
+                    fut.exception()
 
     def queue_length(self) -> int:
         return len(self._producer)
