@@ -55,6 +55,16 @@ class StageDeps:
     redis_url: str | None = None
 
 
+class BaseStage:
+    """A base for stages that hold no resources: keeps the name, has nothing to close."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def close(self) -> None:
+        return None
+
+
 class Stage(Protocol):
     """A pipeline step. The runner calls ``process`` once per event, in key order.
 

@@ -8,18 +8,13 @@ while events were queued). ``drop`` drops, ``dead_letter`` dead-letters, and
 
 from __future__ import annotations
 
-from typing import Any
-
 from headwater.restrictions import actions_for
 from streams.event import PipelineEvent
-from streams.stages.base import DeadLetter, Drop, Ok, Outcome, StageDeps
+from streams.stages.base import BaseStage, DeadLetter, Drop, Ok, Outcome
 from streams.stages.registry import NoConfig, register_stage
 
 
-class EventRestrictions:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
+class EventRestrictions(BaseStage):
     async def process(self, event: PipelineEvent) -> Outcome:
         project = event.project
         if project is None or not project.restrictions:
@@ -34,12 +29,7 @@ class EventRestrictions:
             raw["skip_person_processing"] = True
         return Ok(event)
 
-    async def close(self) -> None:
-        return None
-
-
-def _build(name: str, _config: Any, _deps: StageDeps) -> EventRestrictions:
-    return EventRestrictions(name)
-
-
-register_stage("event_restrictions", NoConfig, _build, "The project's event restrictions (drop, dead_letter, …).")
+register_stage(
+    "event_restrictions", NoConfig, lambda name, _config, _deps: EventRestrictions(name),
+    "The project's event restrictions (drop, dead_letter, …).",
+)

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from streams.event import PipelineEvent
-from streams.stages.base import Ok, Outcome, StageDeps
+from streams.stages.base import BaseStage, Ok, Outcome
 from streams.stages.registry import NoConfig, register_stage
 
 PERSON_KEYS = (
@@ -41,10 +41,7 @@ def _initial_name(key: str) -> str:
     return "$initial_" + key.removeprefix("$")
 
 
-class Normalize:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
+class Normalize(BaseStage):
     async def process(self, event: PipelineEvent) -> Outcome:
         raw, props = event.raw, event.properties
         _merge(props, "$set", raw["set"])
@@ -64,12 +61,7 @@ class Normalize:
                 props["$set"], props["$set_once"] = to_set, to_set_once
         return Ok(event)
 
-    async def close(self) -> None:
-        return None
-
-
-def _build(name: str, _config: Any, _deps: StageDeps) -> Normalize:
-    return Normalize(name)
-
-
-register_stage("normalize", NoConfig, _build, "$set/$set_once into properties, $ip, $sent_at, $initial_* keys.")
+register_stage(
+    "normalize", NoConfig, lambda name, _config, _deps: Normalize(name),
+    "$set/$set_once into properties, $ip, $sent_at, $initial_* keys.",
+)

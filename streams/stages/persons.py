@@ -4,19 +4,14 @@ updates are stripped and person-only events are dropped with a warning."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from streams.event import PipelineEvent
-from streams.stages.base import Drop, Ok, Outcome, StageDeps
+from streams.stages.base import BaseStage, Drop, Ok, Outcome
 from streams.stages.registry import NoConfig, register_stage
 
 PERSON_EVENTS = frozenset({"$identify", "$create_alias", "$merge_dangerously", "$groupidentify"})
 
 
-class Persons:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
+class Persons(BaseStage):
     async def process(self, event: PipelineEvent) -> Outcome:
         if event.processes_person:
             return Ok(event)
@@ -27,12 +22,7 @@ class Persons:
             event.properties.pop(key, None)
         return Ok(event)
 
-    async def close(self) -> None:
-        return None
-
-
-def _build(name: str, _config: Any, _deps: StageDeps) -> Persons:
-    return Persons(name)
-
-
-register_stage("persons", NoConfig, _build, "Person processing (today: $process_person_profile=false rules).")
+register_stage(
+    "persons", NoConfig, lambda name, _config, _deps: Persons(name),
+    "Person processing (today: $process_person_profile=false rules).",
+)

@@ -14,7 +14,7 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field
 
 from streams.event import PipelineEvent
-from streams.stages.base import Drop, Ok, Outcome, StageDeps
+from streams.stages.base import BaseStage, Drop, Ok, Outcome, StageDeps
 from streams.stages.registry import register_stage
 
 
@@ -25,9 +25,9 @@ class ValidateConfig(BaseModel):
     max_group_key_length: int = Field(400, ge=1, description="Longer group keys are removed from `$groups`.")
 
 
-class Validate:
+class Validate(BaseStage):
     def __init__(self, name: str, config: ValidateConfig) -> None:
-        self.name = name
+        super().__init__(name)
         self._config = config
 
     async def process(self, event: PipelineEvent) -> Outcome:
@@ -51,9 +51,6 @@ class Validate:
                                group_key=str(key)[:100])
                     del groups[group_type]
         return Ok(event)
-
-    async def close(self) -> None:
-        return None
 
 
 def _build(name: str, config: ValidateConfig, _deps: StageDeps) -> Validate:
