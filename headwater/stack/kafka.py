@@ -13,6 +13,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from headwater.errors import StackError
@@ -80,6 +81,7 @@ def _properties(home: Path, port: int, controller_port: int) -> Path:
         "offsets.topic.num.partitions": "4",
         "transaction.state.log.replication.factor": "1",
         "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "1",  # one node: 50 partitions only slow the first producer
         "group.initial.rebalance.delay.ms": "0",
         "message.max.bytes": str(8 * 1024 * 1024),
         "log.retention.hours": "168",
@@ -115,6 +117,22 @@ def metadata_answers(bootstrap: str, timeout: float = 1.0) -> bool:
     return True
 
 
+def producer_ids_ready(bootstrap: str) -> bool:
+    """True once the broker hands out producer ids, which idempotent producers need first.
+
+    Right after a start the transaction coordinator is still loading, and an idempotent
+    producer's first messages wait for it ("Coordinator load in progress"), long enough to
+    time out a request. A transactional init succeeds only once it is ready.
+    """
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": "headwater-stack-readiness",
+                         "log_level": 0})
+    try:
+        producer.init_transactions(5.0)
+    except KafkaException:
+        return False
+    return True
+
+
 class KafkaService:
     name = "kafka"
     env_var = "HEADWATER_KAFKA_BOOTSTRAP"
@@ -140,6 +158,8 @@ class KafkaService:
         pid = spawn([*base, "kafka.Kafka", str(props)], log)
         record = ServiceRecord(self.name, pid, port, f"127.0.0.1:{port}", str(log))
         wait_until("kafka", lambda: self.healthy(record), pid=pid, log=log, timeout=90)
+        wait_until("kafka's producer-id coordinator", lambda: producer_ids_ready(record.url), pid=pid, log=log,
+                   timeout=90)
         return record
 
     def healthy(self, record: ServiceRecord) -> bool:

@@ -42,6 +42,12 @@ def port_answers(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def pid_alive(pid: int) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None:  # our own child: let its Popen reap it and remember the exit
+        if child.poll() is None:
+            return True
+        del _CHILDREN[pid]
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -66,7 +72,7 @@ def _not_zombie(pid: int) -> bool:
 
 # Detached children outlive the command that started them; holding their Popen objects keeps
 # Python from warning that a running subprocess was garbage-collected.
-_CHILDREN: list[subprocess.Popen[bytes]] = []
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def spawn(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
@@ -82,7 +88,7 @@ def spawn(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None, cwd:
             env={**os.environ, **(env or {})},
             cwd=cwd,
         )
-    _CHILDREN.append(proc)
+    _CHILDREN[proc.pid] = proc
     return proc.pid
 
 
