@@ -45,13 +45,20 @@ class KafkaProducer:
             "queue.buffering.max.kbytes": 256 * 1024,
         })
         self._partitions: dict[str, tuple[int, float]] = {}
+        self._reports: list[tuple[asyncio.Future[None], KafkaError | None]] = []
         self._running = True
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery-reports", daemon=True)
         self._poller.start()
 
     def _poll(self) -> None:
+        # Delivery callbacks run inside poll() on this thread and only collect their reports;
+        # one call_soon_threadsafe per poll hands the whole lot to the event loop, instead of
+        # one wake-up (and GIL hand-over) per message.
         while self._running:
             self._producer.poll(0.05)
+            if self._reports:
+                reports, self._reports = self._reports, []
+                reports[0][0].get_loop().call_soon_threadsafe(_settle_all, reports)
 
     async def partitions(self, topic: str) -> int:
         """How many partitions ``topic`` has (cached); ``ServiceUnavailable`` when Kafka can't say."""
@@ -78,7 +85,7 @@ class KafkaProducer:
 
         def report(fut: asyncio.Future[None]) -> Callable[[KafkaError | None, Message], None]:
             def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-                loop.call_soon_threadsafe(_settle, fut, err)
+                self._reports.append((fut, err))  # on the poll thread; handed over after poll() returns
             return on_delivery
 
         for message in messages:
@@ -121,10 +128,11 @@ class KafkaProducer:
         return int(remaining)
 
 
-def _settle(fut: asyncio.Future[None], err: KafkaError | None) -> None:
-    if fut.done():
-        return
-    if err is None:
-        fut.set_result(None)
-    else:
-        fut.set_exception(ServiceUnavailable(f"Kafka did not take the message: {err.str()}"))
+def _settle_all(reports: list[tuple[asyncio.Future[None], KafkaError | None]]) -> None:
+    for fut, err in reports:
+        if fut.done():
+            continue
+        if err is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(ServiceUnavailable(f"Kafka did not take the message: {err.str()}"))
