@@ -101,9 +101,11 @@ class Pipeline:
             events.extend(PipelineEvent.from_raw(raw, source) for raw in raws)
         result = await self._runner.run(events)
         for failed in result.dead_lettered:
-            value = RAW.encode({"events": [failed.event.raw]})
+            arrived = failed.event.arrived
+            value = RAW.encode({"events": [arrived]})
+            key = f"{arrived['token']}:{arrived['distinct_id']}".encode()
             pending.append(await send_dead_letter(
-                self._dlq, value, failed.event.key, reason=failed.reason, stage=failed.stage,
+                self._dlq, value, key, reason=failed.reason, stage=failed.stage,
                 error=failed.error, source_topic=failed.event.source_topic))
         processed = [e.output for e in result.passed if e.output is not None]
         for envelope in pack(processed, key_of=_processed_key, size_of=_processed_size,

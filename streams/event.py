@@ -31,11 +31,13 @@ class PipelineEvent:
 
     ``properties`` is parsed once and mutated in place by stages; ``team_id`` and ``project``
     are set by the ``resolve_project`` stage; ``output`` by ``prepare``. ``raw`` stays as it arrived, for the
-    dead-letter topic, and ``source_topic`` says where it came from.
+    dead-letter topic (``original`` keeps it as it arrived, whatever stages rewrote since), and
+    ``source_topic`` says where it came from.
     """
 
     raw: RawEvent
     source_topic: str
+    original: RawEvent | None = None  # the event as it arrived, for the dead-letter topic
     properties: dict[str, Any] = field(default_factory=dict)
     team_id: int | None = None
     project: Project | None = None
@@ -45,12 +47,20 @@ class PipelineEvent:
     @classmethod
     def from_raw(cls, raw: RawEvent, source_topic: str) -> PipelineEvent:
         props = orjson.loads(raw["properties"]) if raw["properties"] else {}
-        return cls(raw=raw, source_topic=source_topic, properties=props if isinstance(props, dict) else {})
+        # stages and plugins rewrite raw fields; a shallow copy keeps what arrived (values are immutable)
+        original = RawEvent(**raw)
+        return cls(raw=raw, source_topic=source_topic, original=original,
+                   properties=props if isinstance(props, dict) else {})
 
     @property
     def key(self) -> bytes:
         """The partitioning key ``token:distinct_id``."""
         return f"{self.raw['token']}:{self.raw['distinct_id']}".encode()
+
+    @property
+    def arrived(self) -> RawEvent:
+        """The event exactly as it arrived: what the dead-letter topic carries."""
+        return self.original if self.original is not None else self.raw
 
     @property
     def processes_person(self) -> bool:

@@ -769,7 +769,7 @@ def test_found_by_fuzzing(pipeline: Pipeline, project: Project, start_gateway, n
     assert "Traceback" not in log.new()
 
 
-def test_an_error_answer_means_nothing_was_written(stack: Endpoints, pipeline: Pipeline, project: Project,
+def test_an_oversized_event_writes_nothing_of_its_request(stack: Endpoints, pipeline: Pipeline, project: Project,
                                                    start_gateway) -> None:
     """A batch of a small event and one above Kafka's message limit, on different partitions.
 

@@ -94,3 +94,28 @@ async def test_later_events_keep_flowing_after_a_failure() -> None:
     stage = Scripted("s", [RuntimeError("x"), Ok(events[1]), Ok(events[2])])
     result = await _runner(stage, "dead_letter").run(events)
     assert [e.raw["distinct_id"] for e in result.passed] == ["b", "c"]
+
+
+async def test_a_dead_letter_carries_the_event_as_it_arrived() -> None:
+    from streams.plugins.kv import MemoryKeyValue
+    from streams.plugins.stage import PluginStage
+    from tests.fixtures.plugins import Raiser
+
+    class Renamer(Scripted):
+        async def process(self, event: PipelineEvent) -> Outcome:
+            event.raw["event"] = "renamed"
+            event.raw["distinct_id"] = "someone-else"
+            return Ok(event)
+
+    raiser = PluginStage("raiser", Raiser, Raiser.Config(), MemoryKeyValue())
+    runner = StageRunner([
+        (Renamer("rename", []), StageSpec(name="rename", type="prepare")),
+        (raiser, StageSpec(name="raiser", type="plugin", plugin="x", on_error="dead_letter")),
+    ])
+    event = _event("d")
+    event.properties["boom"] = True
+    result = await runner.run([event])
+    [failed] = result.dead_lettered
+    assert failed.stage == "raiser"
+    assert (failed.event.arrived["event"], failed.event.arrived["distinct_id"]) == ("e", "d")
+    assert failed.event.raw["event"] == "renamed"  # the rewrite happened; the DLQ does not carry it
