@@ -1,8 +1,11 @@
 """``create_app(settings)``: the capture gateway as a Starlette application.
 
-The lifespan opens the Kafka producer, the project resolver and the quota tracker; the route
-table is a plain list; every ``CaptureError`` becomes a JSON answer ``{status, code, error}``
-in one exception handler, and anything unexpected a 500 without a traceback.
+The lifespan opens the Kafka producer, the project resolver and the quota tracker. The capture
+endpoints are served by the pure ASGI middleware ``CaptureEndpoints`` (``asgi.py``: the hot
+path, without Starlette's request objects); the route table is a plain list for the rest
+(flags, config, health, metrics, OpenAPI). Every ``CaptureError`` becomes a JSON answer
+``{status, code, error}`` (``errors.render_error``), and anything unexpected a 500 without a
+traceback.
 """
 
 from __future__ import annotations
@@ -16,17 +19,16 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from capture_gateway import ops, sdk_config, telemetry
-from capture_gateway.capture import PATHS, capture
+from capture_gateway import capture, ops, sdk_config, telemetry, v1
+from capture_gateway.asgi import CORS_MAX_AGE, BodyReader, CaptureEndpoints, Endpoint
 from capture_gateway.context import GatewayContext
-from capture_gateway.errors import CaptureError, RateLimited
+from capture_gateway.errors import CaptureError, render_error
 from capture_gateway.limits import HotKeys, QuotaTracker, RateLimiter
 from capture_gateway.producer import KafkaProducer
 from capture_gateway.publish import Publisher
-from capture_gateway.v1 import analytics_events
 from headwater.projects import ProjectResolver
 from headwater.settings import Endpoints, Settings, resolve_endpoints
 from streams.topology import Topology, load_topology
@@ -36,11 +38,18 @@ log = logging.getLogger("headwater.gateway")
 CAPTURE_METHODS = ["GET", "POST", "OPTIONS"]
 
 
+def capture_endpoints() -> dict[str, Endpoint]:
+    """The paths ``CaptureEndpoints`` serves, each with and without its trailing slash."""
+    table: dict[str, Endpoint] = {}
+    for path in capture.PATHS:
+        endpoint = Endpoint(capture.capture, capture.METHODS, capture.body_limit(path))
+        table[path] = table[path + "/"] = endpoint
+    table[v1.PATH] = table[v1.PATH + "/"] = Endpoint(v1.analytics_events, v1.METHODS, capture.BATCH_LIMIT)
+    return table
+
+
 def routes() -> list[Route]:
-    table = [Route(variant, capture, methods=CAPTURE_METHODS) for path in PATHS for variant in (path, path + "/")]
-    table += [
-        Route("/i/v1/analytics/events", analytics_events, methods=["POST", "OPTIONS"]),
-        Route("/i/v1/analytics/events/", analytics_events, methods=["POST", "OPTIONS"]),
+    return [
         *(Route(p, sdk_config.flags, methods=["GET", "POST", "OPTIONS"])
           for p in ("/flags", "/flags/", "/decide", "/decide/")),
         Route("/array/{token}/config.js", sdk_config.remote_config_js),
@@ -50,28 +59,29 @@ def routes() -> list[Route]:
         Route("/metrics", ops.metrics),
         Route("/openapi.json", ops.openapi),
     ]
-    return table
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    telemetry.REQUESTS.labels(str(status)).inc()
-    return JSONResponse({"status": status, "code": code, "error": message}, status_code=status, headers=headers)
+def _error(exc: CaptureError) -> Response:
+    status, body, headers = render_error(exc)
+    telemetry.requests_answered(status)
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
 async def on_capture_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, CaptureError)
-    headers = {"Retry-After": "1"} if isinstance(exc, RateLimited) else None
-    return _error(exc.status, exc.code, exc.message, headers)
+    return _error(exc)
 
 
 async def on_http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return _error(exc.status_code, "http_error", str(exc.detail))
+    error = CaptureError(str(exc.detail), "http_error")
+    error.status = exc.status_code
+    return _error(error)
 
 
 async def on_unexpected(_: Request, exc: Exception) -> Response:
     log.exception("unexpected error in the capture gateway", exc_info=exc)
-    return _error(500, "internal_error", "internal error; the event was not written, retry later")
+    return _error(CaptureError("internal error; the event was not written, retry later"))
 
 
 def create_app(settings: Settings, endpoints: Endpoints | None = None, topology: Topology | None = None) -> Starlette:
@@ -84,6 +94,7 @@ def create_app(settings: Settings, endpoints: Endpoints | None = None, topology:
         producer = KafkaProducer(ends.kafka, settings.produce_timeout_seconds)
         projects = ProjectResolver(ends.postgres, ends.redis, settings.token_cache_seconds)
         quotas = QuotaTracker(ends.redis)
+        bodies = BodyReader(settings.body_timeout_seconds)
         await projects.open()
         await quotas.start()
         app.state.gateway = GatewayContext(
@@ -95,11 +106,13 @@ def create_app(settings: Settings, endpoints: Endpoints | None = None, topology:
             quotas=quotas,
             hot_keys=HotKeys(settings.overflow_events_per_second, settings.overflow_burst),
             trusted_proxies=frozenset(settings.trusted_proxies),
-            body_timeout=settings.body_timeout_seconds,
+            bodies=bodies,
         )
         try:
             yield
         finally:
+            await bodies.close()
+            await app.state.gateway.publisher.close()
             remaining = producer.close()
             if remaining:
                 log.error("%d messages were still undelivered at shutdown", remaining)
@@ -108,8 +121,11 @@ def create_app(settings: Settings, endpoints: Endpoints | None = None, topology:
 
     return Starlette(
         routes=routes(),
-        middleware=[Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
-                               allow_methods=CAPTURE_METHODS, allow_headers=["*"], max_age=3600)],
+        middleware=[  # the capture paths first: CaptureEndpoints answers their CORS itself, with the same policy
+            Middleware(CaptureEndpoints, endpoints=capture_endpoints()),
+            Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
+                       allow_methods=CAPTURE_METHODS, allow_headers=["*"], max_age=CORS_MAX_AGE),
+        ],
         exception_handlers={CaptureError: on_capture_error, HTTPException: on_http_error, Exception: on_unexpected},
         lifespan=lifespan,
     )

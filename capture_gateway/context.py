@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from capture_gateway.asgi import BodyReader
 from capture_gateway.limits import HotKeys, QuotaTracker, RateLimiter
 from capture_gateway.producer import KafkaProducer
 from capture_gateway.publish import Publisher
@@ -13,7 +14,7 @@ from streams.topology import Topology
 
 @dataclass
 class GatewayContext:
-    """The gateway's connections and limiters (``request.app.state.gateway``)."""
+    """The gateway's connections and limiters (``app.state.gateway``)."""
 
     topology: Topology
     producer: KafkaProducer
@@ -23,4 +24,4 @@ class GatewayContext:
     quotas: QuotaTracker
     hot_keys: HotKeys
     trusted_proxies: frozenset[str]
-    body_timeout: float
+    bodies: BodyReader

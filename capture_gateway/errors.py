@@ -3,17 +3,21 @@
     CaptureError                      (status, code)
     ├── BadRequest                    400  invalid_payload, invalid_json, missing_event, …
     ├── Unauthorized                  401  missing_token, invalid_token, unknown_token, personal_api_key
+    ├── MethodNotAllowed              405  method_not_allowed
     ├── RequestTimeout                408  request_timeout
     ├── PayloadTooLarge               413  payload_too_large
     ├── UnsupportedMediaType          415  unsupported_encoding
     ├── RateLimited                   429  rate_limited
     └── ServiceUnavailable            503  kafka_unavailable, projects_unavailable, topic_missing
 
-A handler raises these; one exception handler in ``app.py`` renders them. Anything else
+A handler raises these and ``render_error`` turns them into the answer, for the capture
+endpoints (``asgi.py``) and Starlette's exception handlers (``app.py``) alike. Anything else
 escaping a handler is a bug: it is logged and answered 500 without a traceback.
 """
 
 from __future__ import annotations
+
+import orjson
 
 
 class CaptureError(Exception):
@@ -35,6 +39,11 @@ class BadRequest(CaptureError):
 class Unauthorized(CaptureError):
     status = 401
     code = "invalid_token"
+
+
+class MethodNotAllowed(CaptureError):
+    status = 405
+    code = "method_not_allowed"
 
 
 class RequestTimeout(CaptureError):
@@ -60,3 +69,10 @@ class UnsupportedMediaType(CaptureError):
 class ServiceUnavailable(CaptureError):
     status = 503
     code = "kafka_unavailable"
+
+
+def render_error(exc: CaptureError) -> tuple[int, bytes, dict[str, str]]:
+    """Status, JSON body ``{status, code, error}`` and extra headers of the answer to ``exc``."""
+    body = orjson.dumps({"status": exc.status, "code": exc.code, "error": exc.message})
+    headers = {"Retry-After": "1"} if isinstance(exc, RateLimited) else {}
+    return exc.status, body, headers

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
-from starlette.requests import Request
-
 from capture_gateway import telemetry
+from capture_gateway.asgi import CaptureRequest
 from capture_gateway.context import GatewayContext
-from capture_gateway.errors import PayloadTooLarge, RateLimited, RequestTimeout, ServiceUnavailable, Unauthorized
+from capture_gateway.errors import PayloadTooLarge, RateLimited, ServiceUnavailable, Unauthorized
 from capture_gateway.publish import event_size
 from capture_gateway.routing import Routed, route
 from headwater.projects import Project, ProjectLookupError
@@ -17,28 +15,9 @@ from schemas.envelope import DEFAULT_MAX_BYTES as MAX_EVENT_BYTES
 from schemas.events import RawEvent
 
 
-async def read_body(request: Request, limit: int, timeout: float) -> bytes:
-    """The body, at most ``limit`` bytes; ``RequestTimeout`` when it has not all arrived within ``timeout``."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(timeout):  # one deadline for the body: cheaper than one per chunk
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise RequestTimeout(f"the body did not arrive within {timeout:.0f}s") from None
-    return b"".join(chunks)
-
-
-def client_ip(request: Request, trusted: frozenset[str]) -> str | None:
+def client_ip(request: CaptureRequest, trusted: frozenset[str]) -> str | None:
     """The client address; ``X-Forwarded-For`` counts only when the peer is a trusted proxy."""
-    peer = request.client.host if request.client else None
+    peer = request.peer
     if peer in trusted:
         forwarded = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
         for address in reversed(forwarded):
@@ -57,7 +36,7 @@ async def project_of(gateway: GatewayContext, token: str) -> Project:
     return project
 
 
-async def accept(gateway: GatewayContext, project: Project, events: Sequence[RawEvent], now: int) -> Routed:
+async def accept(gateway: GatewayContext, project: Project, events: Sequence[RawEvent]) -> Routed:
     """Apply the project's limits and restrictions, write what remains, return where each went.
 
     Raises ``PayloadTooLarge`` when an event cannot fit one Kafka message and ``RateLimited``
@@ -82,7 +61,7 @@ async def accept(gateway: GatewayContext, project: Project, events: Sequence[Raw
     if routed.overflow:
         telemetry.EVENTS_OVERFLOWED.inc(len(routed.overflow))
     try:
-        await gateway.publisher.publish(routed, project.api_token, now)
+        await gateway.publisher.publish(routed, project.api_token)
     except ServiceUnavailable:
         telemetry.EVENTS_DROPPED.labels("kafka_unavailable").inc(routed.written)
         raise

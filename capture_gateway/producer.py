@@ -1,21 +1,26 @@
-"""The gateway's Kafka producer: envelopes out, one awaitable per request.
+"""The gateway's Kafka producer: envelopes out, a delivery report per envelope on the event loop.
 
-confluent-kafka (librdkafka) with ``acks=all``, idempotence and lz4. A thread polls for
-delivery reports and resolves asyncio futures, so a request is answered only once Kafka
-acknowledged every envelope of it, and any failure or timeout fails the whole request.
+confluent-kafka (librdkafka) with ``acks=all``, idempotence and lz4. ``produce`` enqueues a
+message with a callback. While messages are in flight the event loop polls librdkafka every
+``POLL_INTERVAL`` (``poll(0)`` only drains the queue of delivery reports librdkafka's own
+threads filled), so the callbacks run on the loop thread: no thread of ours, no hand-over
+between threads, no fight for the GIL. ``send`` is the simple form: produce some messages and
+await them all.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from capture_gateway.errors import ServiceUnavailable
+
+DeliveryCallback = Callable[[str | None], None]
 
 
 @dataclass(frozen=True)
@@ -31,34 +36,39 @@ class KafkaProducer:
     """Produces envelopes and awaits their acknowledgement."""
 
     METADATA_TTL = 30.0
+    POLL_INTERVAL = 0.001
 
     def __init__(self, bootstrap: str, timeout: float) -> None:
-        self._timeout = timeout
+        self.timeout = timeout
         self._producer = Producer({
             "bootstrap.servers": bootstrap,
             "acks": "all",
             "enable.idempotence": True,
             "compression.type": "lz4",
-            "linger.ms": 2,
+            "linger.ms": 0,
             "message.timeout.ms": int(timeout * 1000),
             "message.max.bytes": 1_000_000,
             "queue.buffering.max.kbytes": 256 * 1024,
         })
         self._partitions: dict[str, tuple[int, float]] = {}
-        self._reports: list[tuple[asyncio.Future[None], KafkaError | None]] = []
-        self._running = True
-        self._poller = threading.Thread(target=self._poll, name="kafka-delivery-reports", daemon=True)
-        self._poller.start()
+        self._in_flight = 0
+        self._polling: asyncio.TimerHandle | None = None
 
     def _poll(self) -> None:
-        # Delivery callbacks run inside poll() on this thread and only collect their reports;
-        # one call_soon_threadsafe per poll hands the whole lot to the event loop, instead of
-        # one wake-up (and GIL hand-over) per message.
-        while self._running:
-            self._producer.poll(0.05)
-            if self._reports:
-                reports, self._reports = self._reports, []
-                reports[0][0].get_loop().call_soon_threadsafe(_settle_all, reports)
+        """Run the delivery callbacks of what Kafka answered; again soon while anything is in flight."""
+        self._polling = None
+        self._producer.poll(0)
+        if self._in_flight:
+            self._polling = asyncio.get_running_loop().call_later(self.POLL_INTERVAL, self._poll)
+
+    def cached_partitions(self, topic: str) -> int | None:
+        """The last partition count seen for ``topic``, however old; None before the first look."""
+        cached = self._partitions.get(topic)
+        return cached[0] if cached is not None else None
+
+    def partitions_stale(self, topic: str) -> bool:
+        cached = self._partitions.get(topic)
+        return cached is None or cached[1] <= time.monotonic()
 
     async def partitions(self, topic: str) -> int:
         """How many partitions ``topic`` has (cached); ``ServiceUnavailable`` when Kafka can't say."""
@@ -78,44 +88,55 @@ class KafkaProducer:
         self._partitions[topic] = (count, time.monotonic() + self.METADATA_TTL)
         return count
 
+    def produce(self, message: OutgoingMessage, on_delivery: DeliveryCallback) -> None:
+        """Enqueue ``message``; ``on_delivery(None | error)`` runs on the event loop once Kafka reports.
+
+        Raises ``ServiceUnavailable`` (and ``on_delivery`` is never called) when librdkafka's
+        queue is full or it refuses the message.
+        """
+
+        def report(err: KafkaError | None, _msg: Message) -> None:  # inside poll(), on the loop thread
+            self._in_flight -= 1
+            on_delivery(None if err is None else err.str())
+
+        try:
+            self._producer.produce(
+                message.topic, value=message.value, key=message.key,
+                partition=-1 if message.partition is None else message.partition,
+                headers=cast(list[tuple[str, str | bytes | None]], message.headers), on_delivery=report,
+            )
+        except BufferError as exc:
+            raise ServiceUnavailable("the Kafka producer queue is full; retry shortly") from exc
+        except KafkaException as exc:
+            raise ServiceUnavailable(f"Kafka refused the message: {exc}") from exc
+        self._in_flight += 1
+        if self._polling is None:
+            self._polling = asyncio.get_running_loop().call_later(self.POLL_INTERVAL, self._poll)
+
     async def send(self, messages: Sequence[OutgoingMessage]) -> None:
         """Produce every message and return once all were acknowledged; else ``ServiceUnavailable``."""
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[None]] = []
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        outstanding = len(messages)
 
-        def report(fut: asyncio.Future[None]) -> Callable[[KafkaError | None, Message], None]:
-            def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-                self._reports.append((fut, err))  # on the poll thread; handed over after poll() returns
-            return on_delivery
+        def settle(error: str | None) -> None:
+            nonlocal outstanding
+            outstanding -= 1
+            if done.done():
+                return
+            if error is not None:
+                done.set_exception(ServiceUnavailable(f"Kafka did not take the message: {error}"))
+            elif outstanding == 0:
+                done.set_result(None)
 
         for message in messages:
-            fut: asyncio.Future[None] = loop.create_future()
-            headers: list[tuple[str, str | bytes | None]] = list(message.headers)
-            try:
-                self._producer.produce(
-                    message.topic, value=message.value, key=message.key,
-                    partition=-1 if message.partition is None else message.partition,
-                    headers=headers, on_delivery=report(fut),
-                )
-            except BufferError as exc:
-                fut.cancel()
-                raise ServiceUnavailable("the Kafka producer queue is full; retry shortly") from exc
-            except KafkaException as exc:
-                fut.cancel()
-                raise ServiceUnavailable(f"Kafka refused the message: {exc}") from exc
-            futures.append(fut)
+            self.produce(message, settle)
+        if not messages:
+            return
         try:
-            async with asyncio.timeout(self._timeout + 2.0):
-                for fut in futures:  # librdkafka reports every message; wait for each in turn
-                    await fut
+            async with asyncio.timeout(self.timeout + 2.0):
+                await done
         except TimeoutError as exc:
-            raise ServiceUnavailable(f"Kafka did not acknowledge within {self._timeout:.0f}s") from exc
-        finally:
-            for fut in futures:  # after a failure: nothing left pending or unretrieved
-                if not fut.done():
-                    fut.cancel()
-                elif not fut.cancelled():
-                    fut.exception()
+            raise ServiceUnavailable(f"Kafka did not acknowledge within {self.timeout:.0f}s") from exc
 
     def queue_length(self) -> int:
         return len(self._producer)
@@ -123,16 +144,7 @@ class KafkaProducer:
     def close(self, timeout: float = 10.0) -> int:
         """Flush what is queued; return how many messages are still undelivered."""
         remaining = self._producer.flush(timeout)
-        self._running = False
-        self._poller.join(timeout=1.0)
+        if self._polling is not None:
+            self._polling.cancel()
+            self._polling = None
         return int(remaining)
-
-
-def _settle_all(reports: list[tuple[asyncio.Future[None], KafkaError | None]]) -> None:
-    for fut, err in reports:
-        if fut.done():
-            continue
-        if err is None:
-            fut.set_result(None)
-        else:
-            fut.set_exception(ServiceUnavailable(f"Kafka did not take the message: {err.str()}"))

@@ -18,3 +18,21 @@ PAYLOAD_BYTES = Histogram(
     buckets=(256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 20971520),
 )
 PRODUCER_QUEUE = Gauge("headwater_capture_producer_queue", "Messages waiting in the Kafka producer.")
+PRODUCE_FLUSH_MESSAGES = Histogram(
+    "headwater_capture_flush_messages", "Kafka messages per producer flush (requests of one event-loop turn).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+PRODUCE_FLUSH_REQUESTS = Histogram(
+    "headwater_capture_flush_requests", "Capture requests whose events went out in one producer flush.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+
+_REQUESTS_BY_STATUS: dict[int, Counter] = {}
+
+
+def requests_answered(status: int) -> None:
+    """Count one answer; the labelled child is looked up once per status, not per request."""
+    child = _REQUESTS_BY_STATUS.get(status)
+    if child is None:
+        child = _REQUESTS_BY_STATUS[status] = REQUESTS.labels(str(status))
+    child.inc()

@@ -9,25 +9,26 @@ failure is a 503 for the whole request (the SDK retries; uuids make that safe do
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+import orjson
 
 from capture_gateway import telemetry
+from capture_gateway.asgi import Answer, CaptureRequest
 from capture_gateway.capture import BATCH_LIMIT
 from capture_gateway.context import GatewayContext
 from capture_gateway.decode import RawRequest, decode_body
 from capture_gateway.errors import BadRequest, UnsupportedMediaType
 from capture_gateway.events import Batch, CaptureContext, check_token, now_micros, to_raw_event
-from capture_gateway.ingest import accept, client_ip, project_of, read_body
+from capture_gateway.ingest import accept, client_ip, project_of
 from schemas.events import RawEvent
 
+PATH = "/i/v1/analytics/events"
+METHODS = frozenset({"POST", "OPTIONS"})
 ENCODINGS = {"", "identity", "gzip", "deflate", "zstd"}
 
 
-def _bearer(request: Request) -> str:
+def _bearer(request: CaptureRequest) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return check_token(token if scheme.lower() == "bearer" else None)
@@ -62,16 +63,12 @@ def _as_v0_event(event: Any, sdk: tuple[str, str] | None) -> Any:
     return {**event, "properties": props}
 
 
-async def analytics_events(request: Request) -> Response:
-    gateway: GatewayContext = request.app.state.gateway
-    started = time.perf_counter()
+async def analytics_events(request: CaptureRequest, gateway: GatewayContext) -> Answer:
     token = _bearer(request)
     encoding = request.headers.get("content-encoding", "").lower()
     if encoding not in ENCODINGS:
         raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported (gzip, deflate, zstd)")
-    body = await read_body(request, BATCH_LIMIT, gateway.body_timeout)
-    telemetry.PAYLOAD_BYTES.observe(len(body))
-    raw = RawRequest(body=body, query={}, content_type=request.headers.get("content-type", ""),
+    raw = RawRequest(body=request.body, query={}, content_type=request.headers.get("content-type", ""),
                      content_encoding=encoding)
     payload = decode_body(raw, BATCH_LIMIT)
     if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
@@ -101,11 +98,9 @@ async def analytics_events(request: Request) -> Response:
             continue
         accepted.append(converted)
     if accepted:
-        routed = await accept(gateway, project, accepted, ctx.now)
+        routed = await accept(gateway, project, accepted)
         for written in accepted:
             results[written["uuid"]] = {"result": "ok"}
         for dropped, cause in routed.dropped:
             results[dropped["uuid"]] = {"result": "limited" if cause == "quota_limited" else "drop", "details": cause}
-    telemetry.REQUEST_SECONDS.observe(time.perf_counter() - started)
-    telemetry.REQUESTS.labels("200").inc()
-    return JSONResponse({"results": results})
+    return Answer(200, orjson.dumps({"results": results}))

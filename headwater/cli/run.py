@@ -30,7 +30,8 @@ def gateway(
     current = settings()
     application = create_app(current, resolve_endpoints(current), topology(current))
     uvicorn.run(application, host=host or current.gateway_host, port=port or current.gateway_port,
-                log_level="warning", loop="uvloop", http="httptools", access_log=False)
+                log_level="warning", loop="uvloop", http="httptools", access_log=False,
+                proxy_headers=False)  # X-Forwarded-For counts only from HEADWATER_TRUSTED_PROXIES (ingest.client_ip)
 
 
 def worker(loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "warning") -> None:
