@@ -10,8 +10,7 @@ rules, no token lookup, no Avro, no Kafka). Served by uvicorn with the gateway's
 The options add, one at a time, pieces of the gateway's request path taken unchanged from
 ``capture_gateway`` (``make bench`` runs them with ``--ladder``), to tell what costs what:
 
-    --middleware      the gateway's CORS middleware and exception handlers
-    --read-body       the body read by ``capture_gateway.ingest.read_body`` (asyncio.wait_for per chunk)
+    --read-body       the body read by the gateway's ``capture_gateway.asgi.BodyReader`` (size limit, deadline)
     --kafka B --topic T   also write the raw body as one message with the gateway's ``KafkaProducer``
                       (acks=all, idempotent, lz4) and answer only once Kafka acknowledged it
 """
@@ -25,8 +24,6 @@ from collections.abc import AsyncIterator
 import orjson
 import uvicorn
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -38,15 +35,13 @@ async def liveness(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(middleware: bool = False, read_body: bool = False, kafka: str | None = None,
-               topic: str | None = None) -> Starlette:
+def create_app(read_body: bool = False, kafka: str | None = None, topic: str | None = None) -> Starlette:
     producer = None
+    bodies = None
 
     async def capture(request: Request) -> Response:
-        if read_body:
-            from capture_gateway.ingest import read_body as gateway_read_body
-
-            body = await gateway_read_body(request, 20 * 1024 * 1024, 10.0)
+        if bodies is not None:
+            body = await bodies.read(request.receive, 20 * 1024 * 1024, request.headers.get("content-length"))
         else:
             body = await request.body()
         payload = orjson.loads(body)
@@ -60,7 +55,11 @@ def create_app(middleware: bool = False, read_body: bool = False, kafka: str | N
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        nonlocal producer
+        nonlocal producer, bodies
+        if read_body:
+            from capture_gateway.asgi import BodyReader
+
+            bodies = BodyReader(10.0)
         if kafka:
             from capture_gateway.producer import KafkaProducer
 
@@ -71,21 +70,8 @@ def create_app(middleware: bool = False, read_body: bool = False, kafka: str | N
             if producer is not None:
                 producer.close()
 
-    extra: dict[str, object] = {}
-    if middleware:
-        from starlette.exceptions import HTTPException
-
-        from capture_gateway.app import CAPTURE_METHODS, on_capture_error, on_http_error, on_unexpected
-        from capture_gateway.errors import CaptureError
-
-        extra = {
-            "middleware": [Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
-                                      allow_methods=CAPTURE_METHODS, allow_headers=["*"], max_age=3600)],
-            "exception_handlers": {CaptureError: on_capture_error, HTTPException: on_http_error,
-                                   Exception: on_unexpected},
-        }
     routes = [*(Route(p, capture, methods=["POST"]) for p in PATHS), Route("/_liveness", liveness)]
-    return Starlette(routes=routes, lifespan=lifespan, **extra)  # type: ignore[arg-type]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 app = create_app()
@@ -95,12 +81,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8100)
-    parser.add_argument("--middleware", action="store_true")
     parser.add_argument("--read-body", action="store_true")
     parser.add_argument("--kafka", help="bootstrap servers")
     parser.add_argument("--topic")
     args = parser.parse_args()
-    application = create_app(args.middleware, args.read_body, args.kafka, args.topic)
+    application = create_app(args.read_body, args.kafka, args.topic)
     uvicorn.run(application, host=args.host, port=args.port, log_level="warning", loop="uvloop", http="httptools",
                 access_log=False)
 

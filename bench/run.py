@@ -86,12 +86,17 @@ class Workload:
     name: str  # single | batch
     path: str
     events_per_request: int
+    connections: int  # enough requests in flight to keep a server that awaits Kafka busy (README: Connections)
 
 
 WORKLOADS = {
-    "single": Workload("single", "/e/", 1),
-    "batch": Workload("batch", "/batch/", 50),
+    "single": Workload("single", "/e/", 1, 128),
+    "batch": Workload("batch", "/batch/", 50, 32),
 }
+
+
+def connections(args: argparse.Namespace, workload: Workload) -> int:
+    return int(args.connections or workload.connections)
 
 
 @dataclass
@@ -259,7 +264,7 @@ class WrkResult:
 def run_wrk(args: argparse.Namespace, url: str, workload: Workload, token: str, seconds: float,
             pids: dict[str, int] | None = None) -> tuple[WrkResult, CpuUse | None]:
     command = [
-        *pin(args.client_cpu), "wrk", "-t1", f"-c{args.connections}", f"-d{seconds:g}s", "--timeout", "10s",
+        *pin(args.client_cpu), "wrk", "-t1", f"-c{connections(args, workload)}", f"-d{seconds:g}s", "--timeout", "10s",
         "--latency", "-s", str(BENCH / "post.lua"), url, "--", workload.name, token, str(workload.events_per_request),
     ]
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -298,14 +303,14 @@ def pin(cpu: int | None) -> list[str]:
 def measure(args: argparse.Namespace, server: str, url: str, workload: Workload, token: str,
             pids: dict[str, int]) -> Measurement:
     step(f"{server} · {workload.name}: warm-up {args.warmup:g}s, then {args.duration:g}s with "
-         f"{args.connections} connections")
+         f"{connections(args, workload)} connections")
     warm, _ = run_wrk(args, url, workload, token, args.warmup)
     result, cpu = run_wrk(args, url, workload, token, args.duration, pids)
     assert cpu is not None
     rps = result.requests / result.duration_s
     m = Measurement(
         server=server, workload=workload.name, events_per_request=workload.events_per_request,
-        duration_s=round(result.duration_s, 2), connections=args.connections, requests=result.requests,
+        duration_s=round(result.duration_s, 2), connections=connections(args, workload), requests=result.requests,
         requests_per_s=round(rps, 1), events_per_s=round(rps * workload.events_per_request, 1),
         latency_p50_ms=result.latency_us["p50"] / 1000, latency_p90_ms=result.latency_us["p90"] / 1000,
         latency_p99_ms=result.latency_us["p99"] / 1000, latency_max_ms=result.latency_us["max"] / 1000,
@@ -521,9 +526,8 @@ def ladder(ctx: Context) -> list[Measurement]:
     ctx.topics.append(topic)
     results: list[Measurement] = []
     rungs = [
-        ("ceiling +mw", ("--middleware",)),
-        ("ceiling +mw +body", ("--middleware", "--read-body")),
-        ("ceiling +mw +body +kafka", ("--middleware", "--read-body", "--kafka", ctx.endpoints.kafka, "--topic", topic)),
+        ("ceiling +body", ("--read-body",)),
+        ("ceiling +body +kafka", ("--read-body", "--kafka", ctx.endpoints.kafka, "--topic", topic)),
     ]
     for name, flags in rungs:
         results += ceiling(ctx, name, flags)
@@ -677,7 +681,8 @@ def summary(results: list[Measurement]) -> dict[str, Any]:
 
 def print_report(results: list[Measurement], targets: dict[str, Any], args: argparse.Namespace) -> None:
     server_core, client_core = f"cpu{args.server_cpu}", f"cpu{args.client_cpu}"
-    table = Table(title=f"make bench: {args.connections} connections, {args.duration:g}s each, server on "
+    per_workload = ", ".join(f"{w.name} {connections(args, w)}" for w in WORKLOADS.values())
+    table = Table(title=f"make bench: connections {per_workload}, {args.duration:g}s each, server on "
                         f"{server_core}, wrk on {client_core}", title_justify="left")
     for column in ("server", "workload", "req/s", "events/s", "p50 ms", "p99 ms", "non-2xx", "cpu µs/req",
                    "server core", "wrk cpu", "kafka cpu", "irq", "foreign", "Kafka: events = 200s × per request"):
@@ -739,7 +744,8 @@ def write_json(path: Path, results: list[Measurement], targets: dict[str, Any], 
         "valid": all(m.valid for m in results),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "load_average_at_end": os.getloadavg()},
-        "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "connections": args.connections,
+        "settings": {"duration_s": args.duration, "warmup_s": args.warmup,
+                     "connections": {w.name: connections(args, w) for w in WORKLOADS.values()},
                      "server_cpu": args.server_cpu, "client_cpu": args.client_cpu, "wrk_threads": 1},
         "targets": targets,
         "results": [{**asdict(m), "valid": m.valid,
@@ -806,7 +812,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (default 10)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up before each (default 3)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument("--connections", type=int, default=None,
+                        help="wrk connections for every workload (default: 128 for single, 32 for batch)")
     parser.add_argument("--server-cpu", type=int, default=0, help="the core the server is pinned to (default 0)")
     parser.add_argument("--client-cpu", type=int, default=1, help="the core wrk is pinned to (default 1)")
     parser.add_argument("--workloads", nargs="+", choices=sorted(WORKLOADS), default=["single", "batch"])

@@ -76,7 +76,7 @@ async def capture(request: CaptureRequest, gateway: GatewayContext) -> Answer:
     else:
         events = _convert(batch, token, ctx)
     if len(events) < len(batch.events):
-        telemetry.EVENTS_DROPPED.labels("performance_event").inc(len(batch.events) - len(events))
+        telemetry.EVENTS_DROPPED.inc(len(batch.events) - len(events), "performance_event")
     if events:
         await accept(gateway, project, events)
     return BEACON if query.get("beacon") == "1" else OK

@@ -28,7 +28,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RawRequest:
     """What the decoder needs from an HTTP request."""
 

@@ -44,7 +44,7 @@ class Batch:
         return _plausible_sent_at(parse_time(self.sent_at))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CaptureContext:
     """What the server knows about a request: when it arrived and from where."""
 

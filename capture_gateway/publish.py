@@ -33,10 +33,8 @@ from capture_gateway.routing import Routed
 from schemas.dead_letter import Headers, dead_letter_headers
 from schemas.envelope import event_key, pack
 from schemas.events import RawEvent
-from schemas.serializer import AvroSerializer
+from schemas.raw_writer import encode_raw_envelope
 from streams.topology import CaptureSpec
-
-_SERIALIZER: AvroSerializer[dict[str, list[RawEvent]]] = AvroSerializer("raw_envelope")
 
 
 def _key(event: RawEvent) -> bytes:
@@ -166,8 +164,8 @@ class Publisher:
         messages: list[tuple[OutgoingMessage, _Delivery]] = []
         for token, group in queue.items():
             messages += self._messages(token, group)
-        telemetry.PRODUCE_FLUSH_MESSAGES.observe(len(messages))
-        telemetry.PRODUCE_FLUSH_REQUESTS.observe(len(waiters))
+        telemetry.FLUSH_MESSAGES.observe(len(messages))
+        telemetry.FLUSH_REQUESTS.observe(len(waiters))
         self._flushes.add(waiters)
         for index, (message, delivery) in enumerate(messages):
             try:
@@ -194,7 +192,7 @@ class Publisher:
         for event, waiter in group.dead_letter:
             headers = dead_letter_headers(reason="event_restriction", stage="capture", error="",
                                           source_topic=self._capture.topic)
-            value = _SERIALIZER.encode({"events": [event]})
+            value = encode_raw_envelope([event])
             message = OutgoingMessage(self._dead_letter_topic, None, _key(event), value, headers)
             out.append((message, _Delivery({waiter})))
         return out
@@ -203,7 +201,7 @@ class Publisher:
     def _message(topic: str, partition: int | None, key: bytes | None, tagged: Sequence[_Tagged],
                  token: str) -> tuple[OutgoingMessage, _Delivery]:
         events = [event for event, _ in tagged]
-        value = _SERIALIZER.encode({"events": events})
+        value = encode_raw_envelope(events)
         message = OutgoingMessage(topic, partition, key, value, _headers(events, token))
         return message, _Delivery({waiter for _, waiter in tagged})
 

@@ -90,7 +90,7 @@ async def analytics_events(request: CaptureRequest, gateway: GatewayContext) -> 
         try:
             converted = to_raw_event(_as_v0_event(event, sdk), token, batch, ctx)
         except BadRequest as exc:
-            telemetry.EVENTS_DROPPED.labels(exc.code).inc()
+            telemetry.EVENTS_DROPPED.inc(1, exc.code)
             results[given_uuid or f"invalid-{len(results)}"] = {"result": "drop", "details": exc.message}
             continue
         if converted is None:

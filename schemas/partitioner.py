@@ -6,6 +6,7 @@ librdkafka's ``murmur2_random`` for non-empty keys.
 
 from __future__ import annotations
 
+import struct
 from functools import lru_cache
 
 _M = 0x5BD1E995
@@ -18,12 +19,10 @@ def murmur2(data: bytes) -> int:
     length = len(data)
     h = (_SEED ^ length) & _MASK
     end = length & ~3
-    for i in range(0, end, 4):
-        k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)
-        k = (k * _M) & _MASK
+    for word in struct.unpack_from(f"<{end >> 2}I", data):  # little-endian 32-bit words, as Java reads them
+        k = (word * _M) & _MASK
         k ^= k >> 24
-        k = (k * _M) & _MASK
-        h = ((h * _M) & _MASK) ^ k
+        h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
     extra = length & 3
     if extra == 3:
         h ^= data[end + 2] << 16
