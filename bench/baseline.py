@@ -18,6 +18,7 @@ The options add, one at a time, pieces of the gateway's request path taken uncha
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -50,7 +51,10 @@ def create_app(read_body: bool = False, kafka: str | None = None, topic: str | N
         if producer is not None and topic is not None:
             from capture_gateway.producer import OutgoingMessage
 
-            await producer.send([OutgoingMessage(topic, None, None, body, [("count", b"1")])])
+            acknowledged: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+            producer.produce(OutgoingMessage(topic, None, None, body, [("count", b"1")]), acknowledged.set_result)
+            if await acknowledged is not None:
+                return JSONResponse({"status": 503}, status_code=503)
         return JSONResponse({"status": "Ok"})
 
     @contextlib.asynccontextmanager

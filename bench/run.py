@@ -195,7 +195,7 @@ def _process_seconds(pid: int) -> float:
 def _thread_seconds(pid: int) -> dict[int, tuple[str, float, float, int]]:
     """Per thread of ``pid``: (group, user seconds, kernel seconds, context switches). Groups: the
     event loop (main thread), librdkafka's threads by name (``rdk:broker…`` summed), and the other
-    Python threads (delivery-report poller, ``asyncio.to_thread`` workers, connection pools)."""
+    Python threads (``asyncio.to_thread`` workers, connection pools)."""
     threads: dict[int, tuple[str, float, float, int]] = {}
     with contextlib.suppress(OSError):
         for task in Path(f"/proc/{pid}/task").iterdir():

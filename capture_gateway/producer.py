@@ -4,15 +4,14 @@ confluent-kafka (librdkafka) with ``acks=all``, idempotence and lz4. ``produce``
 message with a callback. While messages are in flight the event loop polls librdkafka every
 ``POLL_INTERVAL`` (``poll(0)`` only drains the queue of delivery reports librdkafka's own
 threads filled), so the callbacks run on the loop thread: no thread of ours, no hand-over
-between threads, no fight for the GIL. ``send`` is the simple form: produce some messages and
-await them all.
+between threads, no fight for the GIL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -112,31 +111,6 @@ class KafkaProducer:
         self._in_flight += 1
         if self._polling is None:
             self._polling = asyncio.get_running_loop().call_later(self.POLL_INTERVAL, self._poll)
-
-    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Produce every message and return once all were acknowledged; else ``ServiceUnavailable``."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        outstanding = len(messages)
-
-        def settle(error: str | None) -> None:
-            nonlocal outstanding
-            outstanding -= 1
-            if done.done():
-                return
-            if error is not None:
-                done.set_exception(ServiceUnavailable(f"Kafka did not take the message: {error}"))
-            elif outstanding == 0:
-                done.set_result(None)
-
-        for message in messages:
-            self.produce(message, settle)
-        if not messages:
-            return
-        try:
-            async with asyncio.timeout(self.timeout + 2.0):
-                await done
-        except TimeoutError as exc:
-            raise ServiceUnavailable(f"Kafka did not acknowledge within {self.timeout:.0f}s") from exc
 
     def queue_length(self) -> int:
         return len(self._producer)

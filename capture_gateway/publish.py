@@ -129,13 +129,15 @@ class _Delivery:
 class Publisher:
     """Writes requests' routed events to Kafka, a loop turn's requests at a time (group commit)."""
 
-    def __init__(self, producer: KafkaProducer, capture: CaptureSpec, dead_letter_topic: str) -> None:
+    def __init__(self, producer: KafkaProducer, capture: CaptureSpec, dead_letter_topic: str,
+                 sweep_interval: float = 0.25) -> None:
         self._producer = producer
         self._capture = capture
         self._dead_letter_topic = dead_letter_topic
         self._queue: dict[str, _TokenGroup] = {}
         self._queued: list[_Waiter] = []
-        self._flushes: Deadlines[tuple[_Waiter, ...]] = Deadlines(producer.timeout + 2.0, self._expire)
+        self._flushes: Deadlines[tuple[_Waiter, ...]] = Deadlines(producer.timeout + 2.0, self._expire,
+                                                                         interval=sweep_interval)
 
     async def publish(self, routed: Routed, token: str) -> None:
         """Return once Kafka acknowledged every written event of ``routed``; else ``ServiceUnavailable``."""

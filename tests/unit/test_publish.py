@@ -64,8 +64,9 @@ def event(distinct_id: str, name: str = "$pageview", token: str = "phc_a") -> Ra
                     historical_migration=False, capture_warnings=[], skip_person_processing=False)
 
 
-def publisher(producer: FakeProducer) -> Publisher:
-    return Publisher(producer, TOPOLOGY.capture, TOPOLOGY.pipeline.dead_letter)  # type: ignore[arg-type]
+def publisher(producer: FakeProducer, sweep_interval: float = 0.25) -> Publisher:
+    return Publisher(producer, TOPOLOGY.capture, TOPOLOGY.pipeline.dead_letter,  # type: ignore[arg-type]
+                     sweep_interval)
 
 
 async def settle() -> None:
@@ -153,8 +154,7 @@ async def test_a_full_producer_queue_fails_what_was_not_produced() -> None:
 
 async def test_unanswered_messages_fail_their_requests_after_the_timeout() -> None:
     producer = FakeProducer()
-    pub = publisher(producer)
-    pub._flushes._interval = 0.05  # sweep often: this test waits for a deadline
+    pub = publisher(producer, sweep_interval=0.05)  # sweep often: this test waits for a deadline
     try:
         with pytest.raises(ServiceUnavailable, match="did not acknowledge"):
             await asyncio.wait_for(pub.publish(Routed(live=[event("a")]), "phc_a"), timeout=5)
