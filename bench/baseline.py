@@ -61,7 +61,7 @@ def create_app(read_body: bool = False, kafka: str | None = None, topic: str | N
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         nonlocal producer, bodies
         if read_body:
-            from capture_gateway.asgi import BodyReader
+            from capture_gateway.bodies import BodyReader
 
             bodies = BodyReader(10.0)
         if kafka:

@@ -35,13 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from capture_gateway.app import GC_THRESHOLDS, capture_endpoints  # noqa: E402
-from capture_gateway.asgi import BodyReader, CaptureEndpoints  # noqa: E402
+from capture_gateway.asgi import CaptureEndpoints  # noqa: E402
+from capture_gateway.bodies import BodyReader  # noqa: E402
 from capture_gateway.context import GatewayContext  # noqa: E402
 from capture_gateway.limits import HotKeys, QuotaTracker, RateLimiter  # noqa: E402
 from capture_gateway.producer import OutgoingMessage  # noqa: E402
 from capture_gateway.publish import Publisher  # noqa: E402
-from headwater.projects import Project  # noqa: E402
-from streams.topology import load_topology  # noqa: E402
+from headwater.runtime.projects import Project  # noqa: E402
+from headwater.runtime.topology import load_topology  # noqa: E402
 
 TOKEN = "phc_bench_" + "0" * 32
 POOL = 1000

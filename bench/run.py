@@ -52,12 +52,13 @@ from rich.console import Console
 from rich.table import Table
 
 from headwater.migrate import migrate_clickhouse, migrate_kafka, migrate_postgres
-from headwater.projects import create_project
-from headwater.settings import Endpoints, Settings, resolve_endpoints
+from headwater.runtime.projects import create_project
+from headwater.runtime.settings import Endpoints, Settings
+from headwater.runtime.topology import Topology, load_topology
 from headwater.stack import manager
+from headwater.stack.endpoints import resolve_endpoints
 from headwater.stack.process import pick_port
 from schemas.serializer import AvroSerializer
-from streams.topology import Topology, load_topology
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"

@@ -24,15 +24,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from capture_gateway import capture, ops, sdk_config, telemetry, v1
-from capture_gateway.asgi import CORS_MAX_AGE, BodyReader, CaptureEndpoints, Endpoint
+from capture_gateway.asgi import CORS_MAX_AGE, CaptureEndpoints, Endpoint
+from capture_gateway.bodies import BodyReader
 from capture_gateway.context import GatewayContext
 from capture_gateway.errors import CaptureError, render_error
 from capture_gateway.limits import HotKeys, QuotaTracker, RateLimiter
 from capture_gateway.producer import KafkaProducer
 from capture_gateway.publish import Publisher
-from headwater.projects import ProjectResolver
-from headwater.settings import Endpoints, Settings, resolve_endpoints
-from streams.topology import Topology, load_topology
+from headwater.errors import Unavailable
+from headwater.runtime.connections import Connections
+from headwater.runtime.projects import ProjectResolver
+from headwater.runtime.settings import Endpoints, Settings
+from headwater.runtime.topology import Topology
 
 log = logging.getLogger("headwater.gateway")
 
@@ -63,14 +66,14 @@ def routes() -> list[Route]:
     ]
 
 
-def _error(exc: CaptureError) -> Response:
+def _error(exc: CaptureError | Unavailable) -> Response:
     status, body, headers = render_error(exc)
     telemetry.requests_answered(status)
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
 async def on_capture_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, CaptureError)
+    assert isinstance(exc, CaptureError | Unavailable)
     return _error(exc)
 
 
@@ -86,23 +89,24 @@ async def on_unexpected(_: Request, exc: Exception) -> Response:
     return _error(CaptureError("internal error; the event was not written, retry later"))
 
 
-def create_app(settings: Settings, endpoints: Endpoints | None = None, topology: Topology | None = None) -> Starlette:
-    """The gateway application; connections open when the ASGI server starts it."""
-    topo = topology or load_topology(settings.topology)
+def create_app(settings: Settings, endpoints: Endpoints, topology: Topology) -> Starlette:
+    """The gateway application for ``topology`` (only its ``capture`` and dead-letter topic are used).
 
+    The CLI resolves ``endpoints`` (from the environment or the local stack); connections open
+    when the ASGI server starts the app.
+    """
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        ends = endpoints or resolve_endpoints(settings)
-        producer = KafkaProducer(ends.kafka, settings.produce_timeout_seconds)
-        projects = ProjectResolver(ends.postgres, ends.redis, settings.token_cache_seconds)
-        quotas = QuotaTracker(ends.redis)
+        producer = KafkaProducer(endpoints.kafka, settings.produce_timeout_seconds)
+        connections = await Connections.open(endpoints.postgres, endpoints.redis)
+        projects = ProjectResolver(connections.postgres, connections.redis, settings.token_cache_seconds)
+        quotas = QuotaTracker(connections.redis)
         bodies = BodyReader(settings.body_timeout_seconds)
-        await projects.open()
         await quotas.start()
         app.state.gateway = GatewayContext(
-            topology=topo,
+            topology=topology,
             producer=producer,
-            publisher=Publisher(producer, topo.capture, topo.pipeline.dead_letter),
+            publisher=Publisher(producer, topology.capture, topology.pipeline.dead_letter),
             projects=projects,
             rate_limiter=RateLimiter(),
             quotas=quotas,
@@ -123,7 +127,7 @@ def create_app(settings: Settings, endpoints: Endpoints | None = None, topology:
             if remaining:
                 log.error("%d messages were still undelivered at shutdown", remaining)
             await quotas.close()
-            await projects.close()
+            await connections.close()
 
     return Starlette(
         routes=routes(),
@@ -132,6 +136,7 @@ def create_app(settings: Settings, endpoints: Endpoints | None = None, topology:
             Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
                        allow_methods=CAPTURE_METHODS, allow_headers=["*"], max_age=CORS_MAX_AGE),
         ],
-        exception_handlers={CaptureError: on_capture_error, HTTPException: on_http_error, Exception: on_unexpected},
+        exception_handlers={CaptureError: on_capture_error, Unavailable: on_capture_error,
+                            HTTPException: on_http_error, Exception: on_unexpected},
         lifespan=lifespan,
     )

@@ -7,8 +7,8 @@ router. A capture request is read straight from the ASGI scope into a small
 its exception middleware and its router cost more per request than everything Headwater does
 to a single event (``bench/README.md``), and capture is where the traffic is.
 
-The body is read here, within the endpoint's size limit and the body deadline. Deadlines are
-kept by ``Deadlines``: one periodic sweep for all requests rather than a timer per request.
+The body is read here (``bodies.BodyReader``), within the endpoint's size limit and the body
+deadline.
 
 CORS for the capture paths is answered here too, with the policy ``app.py`` gives Starlette's
 CORS middleware for the other routes (any origin, mirrored, with credentials; preflights
@@ -18,34 +18,28 @@ allow the capture methods and whatever headers they ask for). Starlette's middle
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from capture_gateway import telemetry
 from capture_gateway.errors import (
-    BadRequest,
     CaptureError,
     MethodNotAllowed,
-    PayloadTooLarge,
-    RequestTimeout,
     ServiceUnavailable,
     render_error,
 )
+from headwater.errors import Unavailable
 
 if TYPE_CHECKING:
     from capture_gateway.context import GatewayContext
 
 log = logging.getLogger("headwater.gateway")
-
-K = TypeVar("K")
 
 JSON_TYPE = (b"content-type", b"application/json")
 CORS_MAX_AGE = 3600
@@ -94,99 +88,6 @@ class Endpoint:
     body_limit: int
 
 
-class Deadlines(Generic[K]):
-    """Things that must be done within ``timeout``; one sweep every ``interval`` expires the late.
-
-    ``add`` when one starts and ``discard`` when it is done, both O(1); a key still present
-    after ``timeout`` is removed and passed to ``on_expire``. Deadlines are in insertion order
-    (one timeout for all), so a sweep stops at the first key that is not late.
-    """
-
-    def __init__(self, timeout: float, on_expire: Callable[[K], None], interval: float = 0.25) -> None:
-        self.timeout = timeout
-        self._on_expire = on_expire
-        self._interval = interval
-        self._items: OrderedDict[K, float] = OrderedDict()
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, key: K) -> None:
-        self._items[key] = time.monotonic() + self.timeout
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._sweep_forever())
-
-    def discard(self, key: K) -> None:
-        self._items.pop(key, None)
-
-    def sweep(self) -> None:
-        now = time.monotonic()
-        while self._items:
-            key, deadline = next(iter(self._items.items()))
-            if deadline > now:
-                return
-            del self._items[key]
-            try:
-                self._on_expire(key)
-            except Exception:  # one failing expiry must not stop the sweeps
-                log.exception("expiring a late request failed")
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            self.sweep()
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-
-class BodyReader:
-    """Reads request bodies within a size limit and one deadline per body (``RequestTimeout``)."""
-
-    def __init__(self, timeout: float) -> None:
-        self._late: set[asyncio.Task[object]] = set()
-        self._deadlines: Deadlines[asyncio.Task[object]] = Deadlines(timeout, self._expire,
-                                                                     interval=min(1.0, timeout / 4))
-
-    def _expire(self, task: asyncio.Task[object]) -> None:
-        self._late.add(task)
-        task.cancel()
-
-    async def read(self, receive: Receive, limit: int, declared: str | None) -> bytes:
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-        task = asyncio.current_task()
-        assert task is not None
-        self._deadlines.add(task)
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    raise BadRequest("the client closed the connection before the body arrived", "client_disconnected")
-                chunk: bytes = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-        except asyncio.CancelledError:
-            if task not in self._late:
-                raise
-            self._late.discard(task)
-            task.uncancel()
-            raise RequestTimeout(f"the body did not arrive within {self._deadlines.timeout:.0f}s") from None
-        finally:
-            self._deadlines.discard(task)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    async def close(self) -> None:
-        await self._deadlines.close()
-
-
 def cors_headers(request: CaptureRequest) -> list[tuple[bytes, bytes]]:
     """The CORS headers of an answer to ``request``: its origin mirrored, with credentials."""
     origin = request.headers.get("origin")
@@ -219,7 +120,7 @@ async def send_answer(send: Send, answer: Answer, extra: list[tuple[bytes, bytes
     await send({"type": "http.response.body", "body": answer.body})
 
 
-def error_answer(exc: CaptureError) -> Answer:
+def error_answer(exc: CaptureError | Unavailable) -> Answer:
     status, body, headers = render_error(exc)
     return Answer(status, body, tuple((k.encode(), v.encode()) for k, v in headers.items()))
 
@@ -245,7 +146,7 @@ class CaptureEndpoints:
         request = CaptureRequest.from_scope(scope)
         try:
             answer = await self._serve(endpoint, request, scope, receive)
-        except CaptureError as exc:
+        except (CaptureError, Unavailable) as exc:
             answer = error_answer(exc)
         except Exception as exc:
             log.exception("unexpected error in the capture gateway", exc_info=exc)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from capture_gateway.asgi import BodyReader
+from capture_gateway.bodies import BodyReader
 from capture_gateway.limits import HotKeys, QuotaTracker, RateLimiter
 from capture_gateway.producer import KafkaProducer
 from capture_gateway.publish import Publisher
-from headwater.projects import ProjectResolver
-from streams.topology import Topology
+from headwater.runtime.projects import ProjectResolver
+from headwater.runtime.topology import Topology
 
 
 @dataclass

@@ -8,8 +8,11 @@
     ├── PayloadTooLarge               413  payload_too_large
     ├── UnsupportedMediaType          415  unsupported_encoding
     ├── RateLimited                   429  rate_limited
-    └── ServiceUnavailable            503  kafka_unavailable, projects_unavailable, topic_missing
+    └── ServiceUnavailable            503  starting
 
+``CaptureError`` hangs from ``headwater.errors.HeadwaterError``. A dependency's outage is
+``headwater.errors.Unavailable`` (raised by the producer and the project lookup, with the code
+``kafka_unavailable``, ``projects_unavailable`` or ``topic_missing``); it is answered 503 too.
 A handler raises these and ``render_error`` turns them into the answer, for the capture
 endpoints (``asgi.py``) and Starlette's exception handlers (``app.py``) alike. Anything else
 escaping a handler is a bug: it is logged and answered 500 without a traceback.
@@ -19,8 +22,10 @@ from __future__ import annotations
 
 import orjson
 
+from headwater.errors import HeadwaterError, Unavailable
 
-class CaptureError(Exception):
+
+class CaptureError(HeadwaterError):
     status = 500
     code = "internal_error"
 
@@ -68,11 +73,13 @@ class UnsupportedMediaType(CaptureError):
 
 class ServiceUnavailable(CaptureError):
     status = 503
-    code = "kafka_unavailable"
+    code = "starting"
 
 
-def render_error(exc: CaptureError) -> tuple[int, bytes, dict[str, str]]:
+def render_error(exc: CaptureError | Unavailable) -> tuple[int, bytes, dict[str, str]]:
     """Status, JSON body ``{status, code, error}`` and extra headers of the answer to ``exc``."""
+    if isinstance(exc, Unavailable):
+        return 503, orjson.dumps({"status": 503, "code": exc.code, "error": exc.message}), {}
     body = orjson.dumps({"status": exc.status, "code": exc.code, "error": exc.message})
     headers = {"Retry-After": "1"} if isinstance(exc, RateLimited) else {}
     return exc.status, body, headers

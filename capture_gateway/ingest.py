@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from capture_gateway import telemetry
 from capture_gateway.asgi import CaptureRequest
 from capture_gateway.context import GatewayContext
-from capture_gateway.errors import PayloadTooLarge, RateLimited, ServiceUnavailable, Unauthorized
+from capture_gateway.errors import PayloadTooLarge, RateLimited, Unauthorized
 from capture_gateway.publish import event_size
 from capture_gateway.routing import Routed, route
-from headwater.projects import Project, ProjectLookupError
+from headwater.errors import Unavailable
+from headwater.runtime.projects import Project
 from schemas.envelope import DEFAULT_MAX_BYTES as MAX_EVENT_BYTES
 from schemas.events import RawEvent
 
@@ -27,10 +28,7 @@ def client_ip(request: CaptureRequest, trusted: frozenset[str]) -> str | None:
 
 
 async def project_of(gateway: GatewayContext, token: str) -> Project:
-    try:
-        project = await gateway.projects.resolve(token)
-    except ProjectLookupError as exc:
-        raise ServiceUnavailable(str(exc), "projects_unavailable") from exc
+    project = await gateway.projects.resolve(token)  # Unavailable when neither Redis nor Postgres answers
     if project is None:
         raise Unauthorized("unknown project API token: create one with `headwater project create`", "unknown_token")
     return project
@@ -47,7 +45,7 @@ async def accept(gateway: GatewayContext, project: Project, events: Sequence[Raw
     """Apply the project's limits and restrictions, write what remains, return where each went.
 
     Raises ``PayloadTooLarge`` when an event cannot fit one Kafka message and ``RateLimited``
-    (nothing written in either case), or ``ServiceUnavailable`` when Kafka did not acknowledge
+    (nothing written in either case), or ``Unavailable`` (a 503) when Kafka did not acknowledge
     every message: some may have been written, and the SDK's retry is safe because sinks keep
     one row per event uuid.
     """
@@ -69,7 +67,7 @@ async def accept(gateway: GatewayContext, project: Project, events: Sequence[Raw
         telemetry.EVENTS_OVERFLOWED.inc(len(routed.overflow))
     try:
         await gateway.publisher.publish(routed, project.api_token)
-    except ServiceUnavailable:
+    except Unavailable:
         telemetry.EVENTS_DROPPED.inc(routed.written, "kafka_unavailable")
         raise
     gateway.quotas.count(project, routed.written)

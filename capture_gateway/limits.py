@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
-from headwater.projects import Project
+from headwater.runtime.projects import Project
 
 log = logging.getLogger("headwater.gateway")
 
@@ -97,8 +97,8 @@ def _month() -> str:
 class QuotaTracker:
     """Monthly event counts per project in Redis; see the module docstring."""
 
-    def __init__(self, redis_url: str, flush_seconds: float = 1.0) -> None:
-        self._redis = aioredis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    def __init__(self, redis: aioredis.Redis, flush_seconds: float = 1.0) -> None:
+        self._redis = redis
         self._flush_seconds = flush_seconds
         self._pending: defaultdict[int, int] = defaultdict(int)
         self._totals: dict[int, tuple[str, int]] = {}  # project → (month, events counted in Redis)
@@ -125,7 +125,6 @@ class QuotaTracker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
-        await self._redis.aclose()
 
     async def _loop(self) -> None:
         while True:

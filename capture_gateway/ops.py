@@ -8,8 +8,8 @@ from starlette.responses import JSONResponse, Response
 
 from capture_gateway import telemetry
 from capture_gateway.context import GatewayContext
-from capture_gateway.errors import ServiceUnavailable
 from capture_gateway.openapi import openapi_document
+from headwater.errors import Unavailable
 
 
 async def liveness(_: Request) -> Response:
@@ -21,7 +21,7 @@ async def readiness(request: Request) -> Response:
     gateway: GatewayContext = request.app.state.gateway
     try:
         await gateway.producer.partitions(gateway.topology.capture.topic)
-    except ServiceUnavailable as exc:
+    except Unavailable as exc:
         return JSONResponse({"status": "unavailable", "error": exc.message}, status_code=503)
     return JSONResponse({"status": "ok"})
 

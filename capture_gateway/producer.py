@@ -17,7 +17,7 @@ from typing import cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from capture_gateway.errors import ServiceUnavailable
+from headwater.errors import Unavailable
 
 DeliveryCallback = Callable[[str | None], None]
 
@@ -70,7 +70,7 @@ class KafkaProducer:
         return cached is None or cached[1] <= time.monotonic()
 
     async def partitions(self, topic: str) -> int:
-        """How many partitions ``topic`` has (cached); ``ServiceUnavailable`` when Kafka can't say."""
+        """How many partitions ``topic`` has (cached); ``Unavailable`` when Kafka can't say."""
         cached = self._partitions.get(topic)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
@@ -79,10 +79,10 @@ class KafkaProducer:
         except KafkaException as exc:
             if cached is not None:
                 return cached[0]
-            raise ServiceUnavailable(f"Kafka is unreachable: {exc}") from exc
+            raise Unavailable(f"Kafka is unreachable: {exc}", "kafka_unavailable") from exc
         info = meta.topics.get(topic)
         if info is None or info.error is not None or not info.partitions:
-            raise ServiceUnavailable(f"topic {topic!r} does not exist: run `headwater migrate`", "topic_missing")
+            raise Unavailable(f"topic {topic!r} does not exist: run `headwater migrate`", "topic_missing")
         count = len(info.partitions)
         self._partitions[topic] = (count, time.monotonic() + self.METADATA_TTL)
         return count
@@ -90,7 +90,7 @@ class KafkaProducer:
     def produce(self, message: OutgoingMessage, on_delivery: DeliveryCallback) -> None:
         """Enqueue ``message``; ``on_delivery(None | error)`` runs on the event loop once Kafka reports.
 
-        Raises ``ServiceUnavailable`` (and ``on_delivery`` is never called) when librdkafka's
+        Raises ``Unavailable`` (and ``on_delivery`` is never called) when librdkafka's
         queue is full or it refuses the message.
         """
 
@@ -105,9 +105,9 @@ class KafkaProducer:
                 headers=cast(list[tuple[str, str | bytes | None]], message.headers), on_delivery=report,
             )
         except BufferError as exc:
-            raise ServiceUnavailable("the Kafka producer queue is full; retry shortly") from exc
+            raise Unavailable("the Kafka producer queue is full; retry shortly", "kafka_unavailable") from exc
         except KafkaException as exc:
-            raise ServiceUnavailable(f"Kafka refused the message: {exc}") from exc
+            raise Unavailable(f"Kafka refused the message: {exc}", "kafka_unavailable") from exc
         self._in_flight += 1
         if self._polling is None:
             self._polling = asyncio.get_running_loop().call_later(self.POLL_INTERVAL, self._poll)

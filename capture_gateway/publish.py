@@ -15,7 +15,7 @@ headers ``token``, ``count`` and ``now`` (the capture time of its first event), 
 decoding.
 
 A request returns when Kafka acknowledged every message holding one of its events, and raises
-``ServiceUnavailable`` when any of them failed or was not acknowledged in time (other requests
+``headwater.errors.Unavailable`` when any of them failed or was not acknowledged in time (other requests
 of the same flush are answered by their own messages).
 """
 
@@ -26,15 +26,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from capture_gateway import telemetry
-from capture_gateway.asgi import Deadlines
-from capture_gateway.errors import ServiceUnavailable
+from capture_gateway.deadlines import Deadlines
 from capture_gateway.producer import KafkaProducer, OutgoingMessage
 from capture_gateway.routing import Routed
+from headwater.errors import Unavailable
+from headwater.runtime.topology import CaptureSpec
 from schemas.dead_letter import Headers, dead_letter_headers
 from schemas.envelope import event_key, pack
 from schemas.events import RawEvent
 from schemas.raw_writer import encode_raw_envelope
-from streams.topology import CaptureSpec
 
 
 def _key(event: RawEvent) -> bytes:
@@ -75,7 +75,7 @@ class _Waiter:
 
     def fail(self, error: str) -> None:
         if not self.future.done():
-            self.future.set_exception(ServiceUnavailable(error))
+            self.future.set_exception(Unavailable(error, "kafka_unavailable"))
 
     def delivered(self) -> None:
         self.outstanding -= 1
@@ -140,7 +140,7 @@ class Publisher:
                                                                          interval=sweep_interval)
 
     async def publish(self, routed: Routed, token: str) -> None:
-        """Return once Kafka acknowledged every written event of ``routed``; else ``ServiceUnavailable``."""
+        """Return once Kafka acknowledged every written event of ``routed``; else ``headwater.errors.Unavailable``."""
         if not routed.written:
             return
         for topic, events in ((self._capture.topic, routed.live), (self._capture.historical_topic, routed.historical)):
@@ -172,7 +172,7 @@ class Publisher:
         for index, (message, delivery) in enumerate(messages):
             try:
                 self._producer.produce(message, delivery)
-            except ServiceUnavailable as exc:  # what was produced still reports; the rest fails now
+            except Unavailable as exc:  # what was produced still reports; the rest fails now
                 for _, unsent in messages[index:]:
                     for waiter in unsent.waiters:
                         waiter.fail(exc.message)

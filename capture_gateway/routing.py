@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from capture_gateway.limits import HotKeys
-from headwater.projects import Project
-from headwater.restrictions import actions_for
+from headwater.runtime.projects import Project
+from headwater.runtime.restrictions import actions_for
 from schemas.envelope import event_key
 from schemas.events import RawEvent
 

@@ -60,7 +60,7 @@ class LoopHistogram:
 REQUESTS = LoopCounter("headwater_capture_requests", "Capture requests answered, by status code.", "status")
 EVENTS_RECEIVED = LoopCounter("headwater_capture_events_received", "Events decoded from capture requests.")
 EVENTS_INGESTED = LoopCounter("headwater_capture_events_ingested", "Events acknowledged by Kafka.")
-EVENTS_DROPPED = LoopCounter("headwater_capture_events_dropped", "Events not written, by cause.", "cause")
+EVENTS_DROPPED = LoopCounter("headwater_capture_events_dropped", "Events not written, by reason.", "reason")
 EVENTS_OVERFLOWED = LoopCounter("headwater_capture_events_overflowed", "Events routed to the overflow topic.")
 REQUEST_SECONDS = LoopHistogram(
     "headwater_capture_request_seconds", "Time from request to answer.",

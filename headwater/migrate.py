@@ -13,12 +13,12 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from headwater.errors import ConfigError, NotRunningError
-from headwater.settings import Endpoints
+from headwater.runtime.settings import Endpoints
+from headwater.runtime.topology import TopicSpec, Topology
 from schemas import clickhouse as clickhouse_ddl
 from schemas import postgres as postgres_ddl
 from sinks.clickhouse.client import connect as clickhouse_connect
 from sinks.errors import SinkError
-from streams.topology import TopicSpec, Topology
 
 Progress = Callable[[str], None]
 

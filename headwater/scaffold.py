@@ -63,7 +63,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from headwater.testing import PluginHarness
+from streams.plugins.testing import PluginHarness
 from {name}.plugin import {cls}
 
 SAMPLES = json.loads((Path(__file__).parent.parent / "sample_events.json").read_text())

@@ -8,7 +8,7 @@ event key when all its events have one, and empty otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -65,7 +65,3 @@ def pack(
 def event_key(token: str, distinct_id: str) -> bytes:
     """The partitioning key of an event: ``token:distinct_id``."""
     return f"{token}:{distinct_id}".encode()
-
-
-def total_events(envelopes: Sequence[Envelope[E]]) -> int:
-    return sum(len(e.events) for e in envelopes)

@@ -1,12 +1,14 @@
 """Errors raised when data does not match its schema.
 
-    SchemaError
-    ├── UnknownSchemaError   a message names a schema id the registry does not have
-    └── DecodeError          a message is not in the Confluent wire format, or its body is corrupt
+    SchemaError                 (hangs from headwater.errors.HeadwaterError)
+    ├── UnknownSchemaError      a message names a schema id the registry does not have
+    └── DecodeError             a message is not in the Confluent wire format, or its body is corrupt
 """
 
+from headwater.errors import HeadwaterError
 
-class SchemaError(Exception):
+
+class SchemaError(HeadwaterError):
     """Base of the errors this package raises."""
 
 

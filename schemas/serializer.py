@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import struct
+from functools import cache
 from typing import Any, Generic, TypeVar
 
 from fastavro import schemaless_reader, schemaless_writer
@@ -56,3 +57,35 @@ class AvroSerializer(Generic[T]):
             raise DecodeError(f"corrupt Avro body (schema id {schema_id}): {exc}") from exc
         result: T = record
         return result
+
+
+@cache
+def _serializer(subject: str) -> AvroSerializer[dict[str, Any]]:
+    return AvroSerializer(subject)
+
+
+@cache
+def _records_field(subject: str) -> str:
+    fields = registry.latest(subject).raw()["fields"]
+    arrays = [f["name"] for f in fields if isinstance(f["type"], dict) and f["type"].get("type") == "array"]
+    if len(arrays) != 1:
+        raise DecodeError(f"subject {subject!r} is not an envelope (one array of records)")
+    return str(arrays[0])
+
+
+def decode_envelope(data: bytes) -> tuple[str, list[dict[str, Any]]]:
+    """Any registered envelope (its subject is found from the schema id) → its subject and records.
+
+    An envelope is a record with one array field (``events``, ``warnings``, ...): what every
+    topic between the stages and the sinks carries.
+    """
+    if len(data) < _HEADER.size:
+        raise DecodeError(f"message of {len(data)} bytes is too short for the Confluent wire format")
+    subject = registry.by_id(_HEADER.unpack_from(data)[1]).subject
+    records: list[dict[str, Any]] = _serializer(subject).decode(data)[_records_field(subject)]
+    return subject, records
+
+
+def encode_envelope(subject: str, records: list[dict[str, Any]]) -> bytes:
+    """``records`` as an envelope of ``subject``, with its newest schema: the inverse of ``decode_envelope``."""
+    return _serializer(subject).encode({_records_field(subject): records})

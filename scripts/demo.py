@@ -17,13 +17,14 @@ from rich.console import Console
 from rich.table import Table
 
 from headwater.migrate import migrate
-from headwater.projects import Project, create_project, list_projects
-from headwater.settings import Settings, resolve_endpoints
+from headwater.runtime.projects import Project, create_project, list_projects
+from headwater.runtime.settings import Settings
+from headwater.runtime.topology import load_topology
 from headwater.stack import manager
 from headwater.stack.apps import start_apps
+from headwater.stack.endpoints import resolve_endpoints
 from sinks.clickhouse.client import QueryResult
 from sinks.clickhouse.client import connect as clickhouse_connect
-from streams.topology import load_topology
 
 console = Console()
 PAGES = ["/", "/pricing", "/docs", "/docs/quickstart", "/blog/launch", "/signup", "/dashboard"]

@@ -42,9 +42,9 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 stamp=.venv/.headwater-installed
 if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
-  step "installing Headwater and its dev extras into .venv (takes a minute the first time)"
+  step "installing Headwater with its dev and chdb extras into .venv (takes a minute the first time)"
   .venv/bin/pip install -q --upgrade pip wheel
-  .venv/bin/pip install -q -e '.[dev]'
+  .venv/bin/pip install -q -e '.[dev,chdb]'
   touch "$stamp"
 else
   step ".venv: up to date"

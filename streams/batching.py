@@ -2,9 +2,10 @@
 
 Why not ``Stream.take()``: it acks the buffered events in a ``finally`` clause, so a worker
 stopped while a batch is being written marks that batch done and Faust commits offsets for
-events that never reached the sink. Here acks are manual (``stream.noack()``): a batch's
-messages are acked only after ``handle`` returned, so Faust commits nothing unflushed.
-A timer flushes a partial batch after ``max_seconds``.
+events that never reached the sink. Here acks are manual (``stream.noack()``): each batch gets
+a ``Checkpoint``, ``handle`` fills it, and ``Checkpoint.commit`` flushes sinks, awaits the
+producer and only then acks the messages, so Faust commits nothing unflushed. A timer flushes
+a partial batch after ``max_seconds``.
 """
 
 from __future__ import annotations
@@ -12,27 +13,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 from faust.streams import Stream
-from faust.types import EventT, StreamT
+from faust.types import EventT, StreamT, TopicT
 
-Handler = Callable[[Sequence[EventT[bytes]]], Awaitable[None]]
+from streams.checkpoint import Checkpoint
+
+Handler = Callable[[Checkpoint], Awaitable[None]]
+"""Handles one batch: reads ``checkpoint.messages``, sends and registers flushes through it; never acks."""
 
 
 async def consume_in_batches(
     stream: StreamT[bytes],
     handle: Handler,
     *,
+    dead_letter_topic: TopicT,
     max_messages: int,
     max_seconds: float,
     on_fatal: Callable[[BaseException], Awaitable[None]],
 ) -> None:
-    """Feed ``stream``'s events to ``handle`` in batches; ack each batch after ``handle`` returns.
+    """Feed ``stream``'s events to ``handle`` in batches; commit each batch's checkpoint after it.
 
-    ``handle`` raises only for errors that must stop the worker: nothing of that batch is
-    acked, and ``on_fatal`` (the app's crash) is called.
+    ``handle`` (or the commit) raises only for errors that must stop the worker: nothing of
+    that batch is acked, and ``on_fatal`` (the app's crash) is called.
     """
     buffer: list[EventT[bytes]] = []
     oldest = 0.0
@@ -42,11 +47,10 @@ async def consume_in_batches(
         async with lock:
             if not buffer:
                 return
-            batch = list(buffer)
+            checkpoint = Checkpoint(list(buffer), dead_letter_topic)
             buffer.clear()
-            await handle(batch)
-            for event in batch:
-                event.ack()
+            await handle(checkpoint)
+            await checkpoint.commit()
 
     async def timer() -> None:
         while True:

@@ -1,24 +1,37 @@
-"""Errors raised while loading a topology or running the stream.
+"""Errors the worker raises while it runs a topology.
 
-    StreamsError
-    ├── TopologyError        topology.yaml is invalid; carries one ``file:line:col path: message`` per problem
-    └── StageError           a stage failed in a way its error policy must handle
+    StreamsError                (hangs from headwater.errors.HeadwaterError)
+    ├── StageError              a stage failed in a way its error policy handles
+    │   └── StageTimeout        a stage did not finish its call within ``timeout_seconds``
+    ├── PipelineStopped         a stage with ``on_error: stop`` failed: the worker stops, nothing is committed
+    └── AgentError              a plugin agent's handler cannot be loaded
+
+A transient outage of Redis or Postgres, inside a stage or a plugin, is
+``headwater.errors.Unavailable``: the runner retries it without limit (the events are safe in
+Kafka and the partition waits). Unknown stage types and plugins are
+``headwater.errors.UnknownComponent``; a duplicate registration ``RegistrationError``.
 """
 
 from __future__ import annotations
 
+from headwater.errors import HeadwaterError
 
-class StreamsError(Exception):
+
+class StreamsError(HeadwaterError):
     """Base of the errors this package raises."""
-
-
-class TopologyError(StreamsError):
-    """The topology file is invalid. ``problems`` holds one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class StageError(StreamsError):
     """A stage failed; the stage runner applies the stage's error policy."""
+
+
+class StageTimeout(StageError):
+    """A stage did not finish an event within its ``timeout_seconds``."""
+
+
+class PipelineStopped(StreamsError):
+    """A stage with ``on_error: stop`` failed; the worker must stop without committing."""
+
+
+class AgentError(StreamsError):
+    """A plugin agent's handler cannot be found or is not a function."""

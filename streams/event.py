@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from headwater.projects import Project
+from headwater.runtime.projects import Project
 from schemas.events import ProcessedEvent, RawEvent
 from streams.errors import StageError
 
@@ -30,9 +30,9 @@ class PipelineEvent:
     """One event on its way through the stages.
 
     ``properties`` is parsed once and mutated in place by stages; ``team_id`` and ``project``
-    are set by the ``resolve_project`` stage; ``output`` by ``prepare``. ``raw`` stays as it arrived, for the
-    dead-letter topic (``original`` keeps it as it arrived, whatever stages rewrote since), and
-    ``source_topic`` says where it came from.
+    are set by the ``resolve_project`` stage; ``processed`` (the ``ProcessedEvent`` it leaves
+    as) by ``prepare``. Stages and plugins may rewrite ``raw``; ``original`` keeps the event as it
+    arrived, for the dead-letter topic, and ``source_topic`` says where it came from.
     """
 
     raw: RawEvent
@@ -42,7 +42,7 @@ class PipelineEvent:
     team_id: int | None = None
     project: Project | None = None
     warnings: list[Warning] = field(default_factory=list)
-    output: ProcessedEvent | None = None
+    processed: ProcessedEvent | None = None
 
     @classmethod
     def from_raw(cls, raw: RawEvent, source_topic: str) -> PipelineEvent:
@@ -51,11 +51,6 @@ class PipelineEvent:
         original = RawEvent(**raw)
         return cls(raw=raw, source_topic=source_topic, original=original,
                    properties=props if isinstance(props, dict) else {})
-
-    @property
-    def key(self) -> bytes:
-        """The partitioning key ``token:distinct_id``."""
-        return f"{self.raw['token']}:{self.raw['distinct_id']}".encode()
 
     @property
     def arrived(self) -> RawEvent:

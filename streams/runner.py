@@ -9,8 +9,9 @@ message). It becomes the stage's ``on_error`` policy:
 - ``stop``: ``PipelineStopped`` stops the worker; nothing of the batch is committed.
 
 A stage that takes longer than its ``timeout_seconds`` counts as an error. A ``Retry``
-outcome (a dependency is down) is retried without limit: the event is safe in Kafka and the
-partition waits, as Kafka Streams does for transient errors.
+outcome, or ``headwater.errors.Unavailable`` raised by a stage or a plugin (Redis or Postgres
+is down: mapped once, where they are called), is retried without limit whatever the policy:
+the event is safe in Kafka and the partition waits, as Kafka Streams does for transient errors.
 """
 
 from __future__ import annotations
@@ -20,25 +21,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from headwater.errors import Unavailable
+from headwater.runtime.topology import StageSpec
 from streams import telemetry
-from streams.errors import StreamsError
+from streams.errors import PipelineStopped, StageTimeout
 from streams.event import PipelineEvent
 from streams.stages.base import DeadLetter, Drop, Ok, Outcome, Retry, Stage
-from streams.topology import StageSpec
 
 log = logging.getLogger("headwater.worker")
 
 MAX_ATTEMPTS = 5
 BACKOFF_START = 0.1
 BACKOFF_CAP = 30.0
-
-
-class StageTimeout(StreamsError):
-    """A stage did not finish an event within its ``timeout_seconds``."""
-
-
-class PipelineStopped(StreamsError):
-    """A stage with ``on_error: stop`` failed; the worker must stop without committing."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +100,9 @@ class StageRunner:
             attempt += 1
             try:
                 outcome = await asyncio.wait_for(stage.process(event), spec.timeout_seconds)
+            except Unavailable as exc:
+                await self._back_off(stage, attempt, str(exc))
+                continue
             except TimeoutError:
                 telemetry.STAGE_TIMEOUTS.labels(stage.name).inc()
                 decided = self._policy(stage, spec, StageTimeout(f"took longer than {spec.timeout_seconds}s"), attempt)
@@ -115,15 +112,21 @@ class StageRunner:
             except Exception as exc:  # noqa: BLE001 - every error becomes the stage's policy
                 decided = self._policy(stage, spec, exc, attempt)
                 if decided is None:
+                    telemetry.STAGE_RETRIES.labels(stage.name).inc()
                     await asyncio.sleep(min(BACKOFF_CAP, BACKOFF_START * 2 ** (attempt - 1)))
                     continue
                 return decided
             if isinstance(outcome, Retry):
-                delay = min(BACKOFF_CAP, BACKOFF_START * 2 ** (attempt - 1))
-                log.warning("stage %s asked to retry in %.1fs: %s", stage.name, delay, outcome.reason)
-                await asyncio.sleep(delay)
+                await self._back_off(stage, attempt, outcome.reason)
                 continue
             return outcome
+
+    @staticmethod
+    async def _back_off(stage: Stage, attempt: int, reason: str) -> None:
+        delay = min(BACKOFF_CAP, BACKOFF_START * 2 ** (attempt - 1))
+        log.warning("stage %s retries in %.1fs: %s", stage.name, delay, reason)
+        telemetry.STAGE_RETRIES.labels(stage.name).inc()
+        await asyncio.sleep(delay)
 
     @staticmethod
     def _policy(stage: Stage, spec: StageSpec, exc: Exception, attempt: int) -> Outcome | None:

@@ -19,8 +19,10 @@ WINDOW_SECONDS = 3600
 
 
 class WarningLimiter:
-    def __init__(self, redis_url: str | None) -> None:
-        self._redis = aioredis.from_url(redis_url, socket_timeout=1.0) if redis_url else None
+    """Admits each warning once per hour for its team, type and key, across every worker (Redis ``SET NX``)."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
 
     async def admit(self, events: Sequence[PipelineEvent]) -> list[IngestionWarning]:
         """The warnings of ``events`` not already sent this hour for the same team, type and key."""
@@ -35,8 +37,8 @@ class WarningLimiter:
                     team_id=event.team_id, type=warning.type, source=str(warning.details.get("stage", "worker")),
                     event_uuid=event.raw["uuid"], details=orjson.dumps(warning.details).decode(), timestamp=now,
                 )))
-        if not candidates or self._redis is None:
-            return [w for _, w in candidates]
+        if not candidates:
+            return []
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key, _ in candidates:
@@ -51,7 +53,3 @@ class WarningLimiter:
                 out.append(record)
             seen.add(key)
         return out
-
-    async def close(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()

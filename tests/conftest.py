@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.topology import Topology, load_topology
+from headwater.runtime.topology import Topology, load_topology
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TOPOLOGY = ROOT / "topology.yaml"

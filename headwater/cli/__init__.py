@@ -10,10 +10,7 @@ from headwater.cli.output import err
 from headwater.cli.plugin import plugin_app
 from headwater.cli.projects import project_app, restrictions_app
 from headwater.cli.topology import topology_app
-from headwater.errors import HeadwaterError
-from schemas.errors import SchemaError
-from sinks.errors import SinkError
-from streams.errors import StreamsError
+from headwater.errors import HeadwaterError, TopologyError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Headwater: PostHog-compatible event ingestion.")
 stack.register(app)
@@ -29,9 +26,6 @@ def main() -> None:
     """Entry point: run the CLI, printing our errors as one clear message instead of a traceback."""
     try:
         app()
-    except StreamsError as exc:
+    except HeadwaterError as exc:  # every package's errors hang from it (headwater.errors)
         err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise SystemExit(2) from None
-    except (HeadwaterError, SinkError, SchemaError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise SystemExit(1) from None
+        raise SystemExit(2 if isinstance(exc, TopologyError) else 1) from None

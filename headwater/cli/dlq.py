@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from headwater import dlq
+from headwater import dead_letters as dlq
 from headwater.cli.output import JsonFlag, console, print_json, say, settings, topology
-from headwater.settings import resolve_endpoints
+from headwater.stack.endpoints import resolve_endpoints
 
 dlq_app = typer.Typer(no_args_is_help=True, help="The dead-letter topic: what failed, and putting it back.")
 

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from headwater.settings import Settings
-from streams.topology import Topology, load_topology
+from headwater.runtime.settings import Settings
+from headwater.runtime.topology import Topology, load_topology
 
 console = Console()
 err = Console(stderr=True)
@@ -23,7 +23,15 @@ def settings() -> Settings:
 
 
 def topology(current: Settings) -> Topology:
+    """The topology's fields and graph, checked; enough for the gateway, migrate and the DLQ tools."""
     return load_topology(current.topology)
+
+
+def checked_topology(current: Settings) -> Topology:
+    """The topology with its components checked too (stage, sink and agent types, their configs): the worker's."""
+    from streams.components import component_problems
+
+    return load_topology(current.topology, [component_problems])
 
 
 def say(message: str) -> None:

@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from headwater import projects as store
-from headwater import restrictions as rules
 from headwater.cli.output import JsonFlag, console, print_json, say, settings
 from headwater.errors import ConfigError
-from headwater.settings import resolve_endpoints
+from headwater.runtime import projects as store
+from headwater.runtime import restrictions as rules
+from headwater.stack.endpoints import resolve_endpoints
 
 project_app = typer.Typer(no_args_is_help=True, help="Projects: API tokens, quotas, rate limits.")
 restrictions_app = typer.Typer(no_args_is_help=True, help="Per-project event restrictions applied at capture.")

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from headwater.cli.output import JsonFlag, console, print_json, say, settings, topology
-from headwater.settings import resolve_endpoints
+from headwater.cli.output import JsonFlag, checked_topology, console, print_json, say, settings, topology
+from headwater.stack.endpoints import resolve_endpoints
 from sinks.clickhouse.client import connect as clickhouse_connect
 
 
@@ -40,7 +40,7 @@ def worker(loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "wa
 
     current = settings()
     sys.argv = sys.argv[:1]  # Faust's worker reads argv; it has no options of ours to parse
-    run_worker(current, resolve_endpoints(current), topology(current), loglevel)
+    run_worker(current, resolve_endpoints(current), checked_topology(current), loglevel)
 
 
 def run(
@@ -50,7 +50,7 @@ def run(
     """Run gateway and worker together; in the foreground unless --detach (Ctrl-C stops both)."""
     current = settings()
     resolve_endpoints(current)
-    topology(current)
+    checked_topology(current)  # a problem is reported here, before either process starts
     if detach:
         from headwater.stack.apps import start_apps
 

@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from headwater.cli.output import JsonFlag, console, print_json, say, settings, topology
-from headwater.settings import resolve_endpoints
 from headwater.stack import manager
+from headwater.stack.endpoints import resolve_endpoints
 from headwater.stack.kafka import ensure_jars
 
 

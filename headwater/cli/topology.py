@@ -1,4 +1,4 @@
-"""``headwater topology validate | graph | describe | stages | schema | test``."""
+"""``headwater topology validate | graph | describe | stages | sinks | schema | test``."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import typer
 from rich.table import Table
 
 from headwater.cli.output import JsonFlag, console, err, print_json, say, settings
-from headwater.errors import HeadwaterError
-from streams.errors import TopologyError
-from streams.topology import Topology, load_topology
+from headwater.errors import HeadwaterError, TopologyError
+from headwater.runtime.topology import Check, Topology, load_topology
+from streams.components import component_problems
 
 topology_app = typer.Typer(no_args_is_help=True, help="Check, draw, explain and test topology.yaml.")
 
@@ -25,11 +25,11 @@ def _problem(line: str) -> None:
     sys.stderr.write(line + "\n")
 
 
-def _load(file: Path | None) -> Topology:
-    """The topology, or every problem printed one per line and exit code 1."""
+def _load(file: Path | None, *checks: Check) -> Topology:
+    """The topology (fields, graph, components, then ``checks``), or every problem printed one per line, exit 1."""
     path = file or settings().topology
     try:
-        return load_topology(path)
+        return load_topology(path, [component_problems, *checks])
     except TopologyError as exc:
         for problem in exc.problems:
             _problem(problem)
@@ -41,29 +41,24 @@ def validate(
     file: FileArg = None,
     offline: Annotated[bool, typer.Option("--offline", help="Skip the checks against the running Kafka.")] = False,
 ) -> None:
-    """Check a topology: fields, then the graph, then (unless --offline) the running cluster.
+    """Check a topology: fields, the graph, its components, then (unless --offline) the running cluster.
 
     Prints one `file:line:col path: message` line per problem and exits 1 when there are any.
     """
-    from streams.topology.environment import environment_problems
-    from streams.topology.load import parse
+    from headwater.runtime.topology.environment import environment_problems
 
     path = file or settings().topology
-    topology = _load(path)
+    checks: list[Check] = []
     if not offline:
-        from headwater.settings import resolve_endpoints
+        from headwater.stack.endpoints import resolve_endpoints
 
         try:
             bootstrap = resolve_endpoints(settings()).kafka
         except HeadwaterError as exc:
             err.print(f"{path}: cannot check the environment: {exc} (or use --offline)", highlight=False)
             raise typer.Exit(1) from None
-        problems = environment_problems(topology, bootstrap)
-        if problems:
-            loaded = parse(path)
-            for loc, message in problems:
-                _problem(loaded.problem(loc, message))
-            raise typer.Exit(1)
+        checks.append(lambda topology: environment_problems(topology, bootstrap))
+    topology = _load(path, *checks)
     say(f"{path}: ok ({len(topology.topics)} topics, {len(topology.pipeline.stages)} stages, "
         f"{len(topology.sinks)} sinks{'' if offline else ', topics present in Kafka'})")
 
@@ -74,7 +69,7 @@ def graph(
     fmt: Annotated[Literal["mermaid", "dot"], typer.Option("--format", help="mermaid or dot.")] = "mermaid",
 ) -> None:
     """Draw the topology: every topic, stage and sink (Mermaid, or Graphviz DOT)."""
-    from streams.topology.graph import dot, mermaid
+    from headwater.runtime.topology.graph import dot, mermaid
 
     topology = _load(file)
     print(mermaid(topology) if fmt == "mermaid" else dot(topology), end="")
@@ -83,7 +78,7 @@ def graph(
 @topology_app.command("describe")
 def describe(file: FileArg = None) -> None:
     """Describe the topology in text, like Kafka Streams' Topology.describe()."""
-    from streams.topology.graph import describe as text
+    from headwater.runtime.topology.graph import describe as text
 
     print(text(_load(file)), end="")
 
@@ -105,10 +100,26 @@ def stages(as_json: JsonFlag = False) -> None:
     console.print(table)
 
 
+@topology_app.command("sinks")
+def sinks(as_json: JsonFlag = False) -> None:
+    """List the sink types a topology can use, with their settings."""
+    from sinks.registry import sink_types
+
+    kinds = sink_types()
+    if as_json:
+        print_json([{"type": k.name, "summary": k.summary, "config": k.config.model_json_schema()}
+                    for k in kinds.values()])
+        return
+    table = Table("type", "summary", "config keys")
+    for kind in kinds.values():
+        table.add_row(kind.name, kind.summary, ", ".join(kind.config.model_fields) or "-")
+    console.print(table)
+
+
 @topology_app.command("schema")
 def schema() -> None:
     """Print the JSON Schema of topology.yaml (for editors; also shipped as docs/topology.schema.json)."""
-    from streams.topology.docs import json_schema
+    from headwater.topology_docs import json_schema
 
     print(json.dumps(json_schema(), indent=2))
 
@@ -119,7 +130,7 @@ def run_tests(
     cases: Annotated[Path | None, typer.Option(help="Cases file; default: <topology>.tests.yaml beside it.")] = None,
 ) -> None:
     """Run YAML test cases through the stages without a broker; exit 1 if any fails."""
-    from streams.topology.cases import load_cases, run_cases
+    from headwater.topology_cases import load_cases, run_cases
 
     path = file or settings().topology
     topology = _load(path)

@@ -10,7 +10,7 @@ import sys
 
 import httpx
 
-from headwater.settings import Settings
+from headwater.runtime.settings import Settings
 from headwater.stack.process import pick_port, pid_alive, spawn, terminate, wait_until
 from headwater.stack.state import ServiceRecord, read_state, write_state
 

@@ -1,6 +1,6 @@
 """Embedded ClickHouse: one process owns the chDB data path and serves queries over HTTP.
 
-chDB lets one process open a data path, so the stack runs ``sinks.clickhouse.chdb_server``
+chDB lets one process open a data path, so the stack runs ``headwater.stack.chdb_server``
 as that owner; the worker, ``migrate`` and ``query`` all talk to it.
 """
 
@@ -23,7 +23,7 @@ class ClickHouseService:
     def start(self, ctx: StackContext, port: int) -> ServiceRecord:
         path = (ctx.state_dir / "clickhouse").resolve()
         log = ctx.logs / "clickhouse.log"
-        cmd = [sys.executable, "-m", "sinks.clickhouse.chdb_server", "--path", str(path), "--port", str(port)]
+        cmd = [sys.executable, "-m", "headwater.stack.chdb_server", "--path", str(path), "--port", str(port)]
         pid = spawn(cmd, log)
         record = ServiceRecord(self.name, pid, port, f"chdb://{path}", str(log))
         wait_until("clickhouse (chDB)", lambda: self.healthy(record), pid=pid, log=log, timeout=60)

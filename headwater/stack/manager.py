@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from headwater.errors import StackError
-from headwater.settings import Settings
+from headwater.runtime.settings import Settings
 from headwater.stack.apps import APPS, app_healthy, stop_app
 from headwater.stack.clickhouse import ClickHouseService
 from headwater.stack.kafka import KafkaService

@@ -1,7 +1,7 @@
 """ClickHouse clients: one protocol, two transports.
 
 - ``chdb:///path`` — the embedded engine, reached over HTTP through the process that owns
-  the path (``sinks.clickhouse.chdb_server``, started by ``headwater up``);
+  the path (``headwater.stack.chdb_server``, started by ``headwater up``);
 - ``http://host:8123/db`` — a ClickHouse server's HTTP interface (same code path);
 - ``clickhouse://host:9000/db`` — a server through clickhouse-driver's native protocol.
 

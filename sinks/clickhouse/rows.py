@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 
@@ -51,16 +50,7 @@ def warning_row(warning: Any) -> dict[str, object]:
     }
 
 
-@dataclass(frozen=True)
-class RecordKind:
-    """How a topic's envelopes are read and turned into rows."""
+RowBuilder = Callable[[Any], dict[str, object]]
 
-    subject: str  # the Avro subject of the envelope
-    field: str  # the envelope's list of records
-    row_of: Callable[[Any], dict[str, object]]
-
-
-RECORD_KINDS = {
-    "events": RecordKind("processed_envelope", "events", event_row),
-    "ingestion_warnings": RecordKind("ingestion_warnings", "warnings", warning_row),
-}
+ROW_BUILDERS: dict[str, RowBuilder] = {"events": event_row, "ingestion_warnings": warning_row}
+"""The config's ``records`` → how a record becomes a row of that table."""

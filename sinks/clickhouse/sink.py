@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
+from sinks import telemetry
 from sinks.base import FlushResult, Record, Rejected
 from sinks.clickhouse.client import ClickHouseClient
 from sinks.errors import PermanentSinkError, RetriableSinkError
@@ -21,6 +22,8 @@ BACKOFF_CAP = 30.0
 
 
 class ClickHouseSink:
+    """A ``sinks.base.Sink``: one insert per flush; a refused batch is split to find the refused rows."""
+
     def __init__(self, name: str, client: ClickHouseClient, table: str,
                  row_of: Callable[[Record], dict[str, object]]) -> None:
         self.name = name
@@ -28,7 +31,7 @@ class ClickHouseSink:
         self._table = table
         self._row_of = row_of
         self._pending: list[Record] = []
-        self.retries = 0
+        self._retries = telemetry.RETRIES.labels(name)
 
     def write(self, records: Sequence[Record]) -> None:
         self._pending.extend(records)
@@ -49,7 +52,7 @@ class ClickHouseSink:
                 await self._client.insert(self._table, [self._row_of(e) for e in events])
                 return
             except RetriableSinkError as exc:
-                self.retries += 1
+                self._retries.inc()
                 log.warning("ClickHouse insert failed, retrying in %.1fs: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(BACKOFF_CAP, delay * 2)

@@ -30,6 +30,8 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from streams.plugins.kv import KeyValueStore
+
 
 class NoSettings(BaseModel):
     """The config of a plugin that has no settings."""
@@ -53,18 +55,6 @@ class Event:
     ip: str | None = None
     set: dict[str, Any] = field(default_factory=dict)
     set_once: dict[str, Any] = field(default_factory=dict)
-
-
-class KeyValueStore(Protocol):
-    """A small key-value store per plugin (Redis in the worker, a dict in tests). Values are strings."""
-
-    async def get(self, key: str) -> str | None: ...
-
-    async def set(self, key: str, value: str, ttl_seconds: float | None = None) -> None: ...
-
-    async def delete(self, key: str) -> None: ...
-
-    async def incr(self, key: str, amount: int = 1) -> int: ...
 
 
 class PluginMetrics(Protocol):

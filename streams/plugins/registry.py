@@ -15,11 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from headwater.errors import RegistrationError, UnknownComponent
 from streams.plugins.api import Plugin
-from streams.plugins.kv import MemoryKeyValue, RedisKeyValue
 from streams.plugins.stage import PluginStage
-from streams.stages.base import StageDeps
-from streams.stages.registry import RegistrationError, StageType, UnknownStage
+from streams.stages.base import StageResources
+from streams.stages.registry import StageType
 
 ENTRY_POINT_GROUP = "headwater.plugins"
 
@@ -42,7 +42,7 @@ def _entry_point_plugins() -> dict[str, Any]:
 
 def _load(obj: Any, ref: str) -> type[Plugin[Any]]:
     if not (isinstance(obj, type) and issubclass(obj, Plugin)):
-        raise UnknownStage(f"{ref!r} is not a Plugin subclass (from streams.plugins import Plugin)", "plugin")
+        raise UnknownComponent(f"{ref!r} is not a Plugin subclass (from streams.plugins import Plugin)", "plugin")
     return obj
 
 
@@ -58,12 +58,12 @@ def resolve_plugin(ref: str) -> type[Plugin[Any]]:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise UnknownStage(f"cannot import plugin module {module_name!r}: {exc}", "plugin") from exc
+            raise UnknownComponent(f"cannot import plugin module {module_name!r}: {exc}", "plugin") from exc
         if not hasattr(module, attr):
-            raise UnknownStage(f"module {module_name!r} has no {attr!r}", "plugin")
+            raise UnknownComponent(f"module {module_name!r} has no {attr!r}", "plugin")
         return _load(getattr(module, attr), ref)
     known = ", ".join(sorted([*builtins, *_entry_point_plugins()])) or "none installed"
-    raise UnknownStage(f"unknown plugin {ref!r} (known: {known}; or give an import path package.module:Class)",
+    raise UnknownComponent(f"unknown plugin {ref!r} (known: {known}; or give an import path package.module:Class)",
                        "plugin")
 
 
@@ -85,13 +85,7 @@ def _summary(plugin: type[Plugin[Any]]) -> str:
 def plugin_stage_type(ref: str) -> StageType:
     plugin_cls = resolve_plugin(ref)
 
-    def build(name: str, config: BaseModel, deps: StageDeps) -> PluginStage:
-        if deps.redis_url:
-            import redis.asyncio as aioredis
-
-            kv: Any = RedisKeyValue(aioredis.from_url(deps.redis_url), name)
-        else:
-            kv = MemoryKeyValue()
-        return PluginStage(name, plugin_cls, config, kv)
+    def build(name: str, config: BaseModel, resources: StageResources) -> PluginStage:
+        return PluginStage(name, plugin_cls, config, resources.kv(name))
 
     return StageType(f"plugin:{ref}", plugin_cls.Config, build, _summary(plugin_cls) or ref)

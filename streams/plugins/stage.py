@@ -9,14 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from prometheus_client import Counter
 from pydantic import BaseModel
 
+from streams import telemetry
 from streams.event import PipelineEvent
-from streams.plugins.api import Event, KeyValueStore, Plugin, PluginContext, PluginMetrics
+from streams.plugins.api import Event, Plugin, PluginContext, PluginMetrics
+from streams.plugins.kv import KeyValueStore
 from streams.stages.base import Drop, Ok, Outcome
-
-PLUGIN_COUNTS = Counter("headwater_plugin_events", "Counters plugins bump, by stage and name.", ["stage", "name"])
 
 
 class StageMetrics:
@@ -24,7 +23,7 @@ class StageMetrics:
         self._stage = stage
 
     def count(self, name: str, amount: float = 1.0) -> None:
-        PLUGIN_COUNTS.labels(self._stage, name).inc(amount)
+        telemetry.PLUGIN_EVENTS.labels(self._stage, name).inc(amount)
 
 
 def to_plugin_event(event: PipelineEvent) -> Event:

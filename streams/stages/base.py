@@ -4,17 +4,20 @@ Outcomes are values, not exceptions: ``Ok`` passes the event on, ``Drop`` ends i
 with a reason), ``DeadLetter`` sends the original to the dead-letter topic, ``Retry`` asks the
 runner to try the stage again after a backoff. An exception raised by a stage, or a stage
 that takes longer than its ``timeout_seconds``, is treated as the stage's declared
-``on_error`` policy (see ``streams.runner``). Stages may add ingestion warnings with
+``on_error`` policy (see ``streams.runner``); ``headwater.errors.Unavailable`` (Redis or
+Postgres is down) is retried like ``Retry``. Stages may add ingestion warnings with
 ``event.warn(...)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from headwater.projects import Project
+from headwater.runtime.projects import Project
 from streams.event import PipelineEvent
+from streams.plugins.kv import KeyValueStore
 
 
 @dataclass(frozen=True)
@@ -42,17 +45,25 @@ Outcome = Ok | Drop | DeadLetter | Retry
 
 
 class ProjectLookup(Protocol):
-    """Token → project (``headwater.projects.ProjectResolver`` in the worker)."""
+    """Token → project (``headwater.runtime.projects.ProjectResolver`` in the worker).
+
+    Raises ``headwater.errors.Unavailable`` when it cannot answer now.
+    """
 
     async def resolve(self, token: str) -> Project | None: ...
 
 
 @dataclass(frozen=True)
-class StageDeps:
-    """The connections stages may use, opened by the worker (or fakes, in tests)."""
+class StageResources:
+    """What the worker opened once and hands every stage factory (``streams.resources``).
 
-    projects: ProjectLookup | None
-    redis_url: str | None = None
+    ``topology test`` hands the same shape without services: a fixed project and in-memory
+    stores. Everything is required: a stage never opens connections of its own.
+    """
+
+    projects: ProjectLookup
+    kv: Callable[[str], KeyValueStore]
+    """A key-value store namespaced for one stage (Redis in the worker)."""
 
 
 class BaseStage:

@@ -7,7 +7,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 
 from streams.event import PipelineEvent
-from streams.stages.base import BaseStage, Drop, Ok, Outcome, StageDeps
+from streams.stages.base import BaseStage, Drop, Ok, Outcome, StageResources
 from streams.stages.registry import register_stage
 
 
@@ -28,7 +28,7 @@ class DropOldEvents(BaseStage):
         return Ok(event)
 
 
-def _build(name: str, config: DropOldEventsConfig, _deps: StageDeps) -> DropOldEvents:
+def _build(name: str, config: DropOldEventsConfig, _resources: StageResources) -> DropOldEvents:
     return DropOldEvents(name, config)
 
 

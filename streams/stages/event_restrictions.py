@@ -8,7 +8,7 @@ while events were queued). ``drop`` drops, ``dead_letter`` dead-letters, and
 
 from __future__ import annotations
 
-from headwater.restrictions import actions_for
+from headwater.runtime.restrictions import actions_for
 from streams.event import PipelineEvent
 from streams.stages.base import BaseStage, DeadLetter, Drop, Ok, Outcome
 from streams.stages.registry import NoConfig, register_stage
@@ -30,6 +30,6 @@ class EventRestrictions(BaseStage):
         return Ok(event)
 
 register_stage(
-    "event_restrictions", NoConfig, lambda name, _config, _deps: EventRestrictions(name),
+    "event_restrictions", NoConfig, lambda name, _config, _resources: EventRestrictions(name),
     "The project's event restrictions (drop, dead_letter, …).",
 )

@@ -62,6 +62,6 @@ class Normalize(BaseStage):
         return Ok(event)
 
 register_stage(
-    "normalize", NoConfig, lambda name, _config, _deps: Normalize(name),
+    "normalize", NoConfig, lambda name, _config, _resources: Normalize(name),
     "$set/$set_once into properties, $ip, $sent_at, $initial_* keys.",
 )

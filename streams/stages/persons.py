@@ -23,6 +23,6 @@ class Persons(BaseStage):
         return Ok(event)
 
 register_stage(
-    "persons", NoConfig, lambda name, _config, _deps: Persons(name),
+    "persons", NoConfig, lambda name, _config, _resources: Persons(name),
     "Person processing (today: $process_person_profile=false rules).",
 )

@@ -9,10 +9,10 @@ from streams.stages.registry import NoConfig, register_stage
 
 class Prepare(BaseStage):
     async def process(self, event: PipelineEvent) -> Outcome:
-        event.output = to_processed(event)
+        event.processed = to_processed(event)
         return Ok(event)
 
 register_stage(
-    "prepare", NoConfig, lambda name, _config, _deps: Prepare(name),
+    "prepare", NoConfig, lambda name, _config, _resources: Prepare(name),
     "Shapes the event as an `events` row; must be the last stage.",
 )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from headwater.projects import ProjectLookupError
 from streams.event import PipelineEvent
-from streams.stages.base import Drop, Ok, Outcome, ProjectLookup, Retry, StageDeps
+from streams.stages.base import Drop, Ok, Outcome, ProjectLookup, StageResources
 from streams.stages.registry import NoConfig, register_stage
 
 
@@ -16,10 +15,7 @@ class ResolveProject:
         self._projects = projects
 
     async def process(self, event: PipelineEvent) -> Outcome:
-        try:
-            project = await self._projects.resolve(event.raw["token"])
-        except ProjectLookupError as exc:
-            return Retry(str(exc))
+        project = await self._projects.resolve(event.raw["token"])  # Unavailable: the runner retries
         if project is None:
             return Drop("unknown_token")
         event.team_id = project.id
@@ -30,10 +26,8 @@ class ResolveProject:
         return None
 
 
-def _build(name: str, _config: Any, deps: StageDeps) -> ResolveProject:
-    if deps.projects is None:
-        raise ValueError("resolve_project needs the project resolver")
-    return ResolveProject(name, deps.projects)
+def _build(name: str, _config: Any, resources: StageResources) -> ResolveProject:
+    return ResolveProject(name, resources.projects)
 
 
 register_stage("resolve_project", NoConfig, _build, "The event's token → its project; unknown tokens are dropped.")

@@ -14,7 +14,7 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field
 
 from streams.event import PipelineEvent
-from streams.stages.base import BaseStage, Drop, Ok, Outcome, StageDeps
+from streams.stages.base import BaseStage, Drop, Ok, Outcome, StageResources
 from streams.stages.registry import register_stage
 
 
@@ -53,7 +53,7 @@ class Validate(BaseStage):
         return Ok(event)
 
 
-def _build(name: str, config: ValidateConfig, _deps: StageDeps) -> Validate:
+def _build(name: str, config: ValidateConfig, _resources: StageResources) -> Validate:
     return Validate(name, config)
 
 

@@ -24,14 +24,15 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from headwater.migrate import migrate_clickhouse, migrate_kafka, migrate_postgres
-from headwater.projects import Project, create_project
-from headwater.settings import Endpoints, Settings, resolve_endpoints
+from headwater.runtime.projects import Project, create_project
+from headwater.runtime.settings import Endpoints, Settings
+from headwater.runtime.topology import Topology, load_topology
 from headwater.stack import manager
+from headwater.stack.endpoints import resolve_endpoints
 from headwater.stack.process import pick_port
 from schemas.serializer import AvroSerializer
 from sinks.clickhouse.client import QueryResult
 from sinks.clickhouse.client import connect as clickhouse_connect
-from streams.topology import Topology, load_topology
 from tests.conftest import ROOT, isolated_topology, write_yaml
 
 RAW: AvroSerializer[dict[str, list[dict[str, Any]]]] = AvroSerializer("raw_envelope")

@@ -12,9 +12,9 @@ import uuid
 import httpx
 import orjson
 
-from headwater.projects import Project
-from headwater.restrictions import add_restriction, remove_restriction
-from headwater.settings import Endpoints
+from headwater.runtime.projects import Project
+from headwater.runtime.restrictions import add_restriction, remove_restriction
+from headwater.runtime.settings import Endpoints
 from tests.conftest import ROOT
 from tests.integration.conftest import Pipeline, stack_env, wait_for_count
 

@@ -13,8 +13,8 @@ import httpx
 import orjson
 import pytest
 
-from headwater.projects import Project
-from headwater.settings import Endpoints, Settings
+from headwater.runtime.projects import Project
+from headwater.runtime.settings import Endpoints, Settings
 from headwater.stack.kafka import KafkaService
 from headwater.stack.process import pick_port, terminate
 from headwater.stack.service import StackContext
@@ -74,7 +74,7 @@ def test_kafka_stopped_mid_load_every_200_is_in_kafka(private_kafka, stack: Endp
                                                       start_gateway, tmp_path: Path) -> None:
     """Senders keep posting while the broker is stopped and restarted: 200 means written, else 503."""
     from headwater.migrate import migrate_kafka
-    from streams.topology import load_topology
+    from headwater.runtime.topology import load_topology
 
     service, ctx, record = private_kafka
     path = write_yaml(tmp_path / "topology.yaml", isolated_topology("down_"))

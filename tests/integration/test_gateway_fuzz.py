@@ -48,8 +48,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from capture_gateway.lzstring import compress_to_base64
-from headwater.projects import Project
-from headwater.settings import Endpoints
+from headwater.runtime.projects import Project
+from headwater.runtime.settings import Endpoints
 from tests.integration.conftest import Pipeline, read_uuids
 
 CAPTURE_PATHS = ("/e", "/e/", "/i/v0/e/", "/capture", "/track", "/engage/", "/batch/")

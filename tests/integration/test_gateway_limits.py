@@ -10,9 +10,9 @@ import httpx
 import orjson
 from posthog import Posthog
 
-from headwater.projects import Project, revoke_project, update_project
-from headwater.restrictions import add_restriction
-from headwater.settings import Endpoints
+from headwater.runtime.projects import Project, revoke_project, update_project
+from headwater.runtime.restrictions import add_restriction
+from headwater.runtime.settings import Endpoints
 from tests.integration.conftest import Pipeline, read_topic
 
 
@@ -40,7 +40,7 @@ async def test_monthly_quota_drops_but_answers_200(stack: Endpoints, pipeline: P
     landed = set(_uuids_in(stack, pipeline, pipeline.topology.capture.topic))
     assert landed == {e["uuid"] for b in batches[:2] for e in b}
     metrics = httpx.get(f"{gateway.url}/metrics").text
-    assert 'headwater_capture_events_dropped_total{cause="quota_limited"} 5.0' in metrics
+    assert 'headwater_capture_events_dropped_total{reason="quota_limited"} 5.0' in metrics
 
 
 async def test_rate_limit_answers_429_with_retry_after(stack: Endpoints, pipeline: Pipeline, project: Project,

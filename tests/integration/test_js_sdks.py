@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from capture_gateway.lzstring import compress_to_base64
-from headwater.projects import Project
-from headwater.settings import Endpoints
+from headwater.runtime.projects import Project
+from headwater.runtime.settings import Endpoints
 from tests.conftest import ROOT
 from tests.integration.conftest import Pipeline, read_topic
 

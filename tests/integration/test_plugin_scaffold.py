@@ -12,9 +12,9 @@ import httpx
 import orjson
 
 from headwater.migrate import migrate_kafka
-from headwater.projects import Project
-from headwater.settings import Endpoints
-from streams.topology import load_topology
+from headwater.runtime.projects import Project
+from headwater.runtime.settings import Endpoints
+from headwater.runtime.topology import load_topology
 from tests.conftest import ROOT, isolated_topology, write_yaml
 from tests.integration.conftest import Pipeline, select, wait_for_count
 

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import orjson
 
-from headwater.projects import Project
-from headwater.settings import Endpoints
-from streams.topology import load_topology
+from headwater.runtime.projects import Project
+from headwater.runtime.settings import Endpoints
+from headwater.runtime.topology import load_topology
 from tests.conftest import ROOT, isolated_topology, write_yaml
 from tests.integration.conftest import Pipeline, select, stack_env, wait_for_count
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from headwater.projects import Project
-from headwater.settings import Endpoints
+from headwater.runtime.projects import Project
+from headwater.runtime.settings import Endpoints
 from tests.integration.conftest import Pipeline
 from tests.integration.test_js_sdks import NODE_DIR, landed, node_binary
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from streams.topology import load_topology
+from headwater.runtime.topology import load_topology
 from tests.conftest import DEFAULT_TOPOLOGY, ROOT
 
 RENDER = ROOT / "tests" / "node" / "render_mermaid.mjs"

@@ -9,8 +9,8 @@ import uuid
 import pytest
 from posthog import Posthog
 
-from headwater.projects import Project
-from headwater.settings import Endpoints
+from headwater.runtime.projects import Project
+from headwater.runtime.settings import Endpoints
 from tests.integration.conftest import select, wait_for_count
 
 

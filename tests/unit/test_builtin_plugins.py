@@ -21,8 +21,11 @@ from netaddr import IPSet  # type: ignore[import-untyped]
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from headwater.errors import TopologyError
+from headwater.runtime.topology import StageSpec, load_topology
 from schemas.events import RawEvent
-from streams.errors import StageError, TopologyError
+from streams.components import component_problems, stage_type
+from streams.errors import StageError
 from streams.event import PipelineEvent
 from streams.plugins.api import Event, Plugin, PluginContext
 from streams.plugins.builtin import BUILTIN
@@ -34,9 +37,8 @@ from streams.plugins.builtin.sampling import Sampling, bucket
 from streams.plugins.builtin.user_agent import UserAgent, describe
 from streams.plugins.kv import MemoryKeyValue
 from streams.plugins.registry import resolve_plugin
-from streams.stages.base import Ok, StageDeps
-from streams.stages.registry import resolve_stage
-from streams.topology import load_topology
+from streams.stages.base import Ok, StageResources
+from streams.stages.registry import StageType
 from tests.conftest import ROOT
 
 CHROME_MAC = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -392,11 +394,20 @@ def test_sampling_config_errors() -> None:
 # --- in the pipeline: enrichment before normalize reaches the person ----------------------------------------------
 
 
+class _NoProjects:
+    async def resolve(self, token: str) -> None:
+        return None
+
+
+def _stage(type_: str, plugin: str | None) -> StageType:
+    return stage_type(StageSpec(name="s", type=type_, plugin=plugin))
+
+
 async def test_user_agent_and_geoip_before_normalize_update_the_person(city_db: Path) -> None:
-    deps = StageDeps(projects=None)
-    stages = [resolve_stage("plugin", "user_agent").build("user_agent", {}, deps),
-              resolve_stage("plugin", "geoip").build("geoip", {"database_path": str(city_db)}, deps),
-              resolve_stage("normalize", None).build("normalize", {}, deps)]
+    resources = StageResources(projects=_NoProjects(), kv=lambda _: MemoryKeyValue())
+    stages = [_stage("plugin", "user_agent").build("user_agent", {}, resources),
+              _stage("plugin", "geoip").build("geoip", {"database_path": str(city_db)}, resources),
+              _stage("normalize", None).build("normalize", {}, resources)]
     raw = RawEvent(uuid=str(uuidlib.uuid4()), event="$pageview", distinct_id="user-1", token="phc_test",
                    timestamp=1, now=1, sent_at=None, ip="1.2.3.4", properties=orjson.dumps(
                        {"$raw_user_agent": SAFARI_IPHONE}).decode(), set=None, set_once=None,
@@ -418,9 +429,9 @@ async def test_user_agent_and_geoip_before_normalize_update_the_person(city_db: 
 def test_builtins_resolve_by_name_as_plugins_and_stages(plugin_cls: type[Plugin[Any]]) -> None:
     assert plugin_cls.name == plugin_cls.__module__.rsplit(".", 1)[-1]
     assert resolve_plugin(plugin_cls.name) is plugin_cls
-    stage_type = resolve_stage("plugin", plugin_cls.name)
-    assert stage_type.config is plugin_cls.Config
-    assert stage_type.summary == (plugin_cls.__doc__ or "").strip().splitlines()[0]
+    kind = _stage("plugin", plugin_cls.name)
+    assert kind.config is plugin_cls.Config
+    assert kind.summary == (plugin_cls.__doc__ or "").strip().splitlines()[0]
     config = plugin_cls.Config.model_config
     assert (config.get("extra"), config.get("frozen")) == ("forbid", True)
 
@@ -457,7 +468,7 @@ pipeline:
     - {name: prepare, type: prepare}
 """)
     with pytest.raises(TopologyError) as caught:
-        load_topology(path)
+        load_topology(path, [component_problems])
     assert [p.removeprefix(f"{path}:") for p in caught.value.problems] == [
         "16:60 pipeline.stages[1].config.langauge: unknown key 'langauge'",
         "20:7 pipeline.stages[2].config: Value error, `salt` is required when `hash` or `hash_distinct_id` is set",
@@ -499,4 +510,4 @@ def test_the_docs_yaml_snippets_are_valid_stages() -> None:
         "stages:\n", "", 1)) if stage["type"] == "plugin"]
     assert sorted({stage["plugin"] for stage in stages}) == sorted(p.name for p in BUILTIN)
     for stage in stages:
-        resolve_stage("plugin", stage["plugin"]).config.model_validate(stage.get("config", {}))
+        _stage("plugin", stage["plugin"]).config.model_validate(stage.get("config", {}))

@@ -12,17 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from capture_gateway.asgi import BodyReader, Deadlines
-from capture_gateway.errors import PayloadTooLarge, RequestTimeout, ServiceUnavailable
+from capture_gateway.bodies import BodyReader
+from capture_gateway.deadlines import Deadlines
+from capture_gateway.errors import PayloadTooLarge, RequestTimeout
 from capture_gateway.producer import OutgoingMessage
 from capture_gateway.publish import Publisher
 from capture_gateway.routing import Routed
 from capture_gateway.telemetry import LoopCounter, LoopHistogram
+from headwater.errors import Unavailable
+from headwater.runtime.topology import load_topology
 from schemas.envelope import event_key
 from schemas.events import RawEvent
 from schemas.partitioner import partition_for
 from schemas.serializer import AvroSerializer
-from streams.topology import load_topology
 
 TOPOLOGY = load_topology(Path(__file__).parents[2] / "topology.yaml")
 ENVELOPES: AvroSerializer[dict[str, list[RawEvent]]] = AvroSerializer("raw_envelope")
@@ -49,7 +51,7 @@ class FakeProducer:
 
     def produce(self, message: OutgoingMessage, on_delivery: Callable[[str | None], None]) -> None:
         if self.refuse_after is not None and len(self.sent) >= self.refuse_after:
-            raise ServiceUnavailable("the Kafka producer queue is full; retry shortly")
+            raise Unavailable("the Kafka producer queue is full; retry shortly", "kafka_unavailable")
         self.sent.append((message, on_delivery))
 
     def answer(self, error: str | None = None, only: Callable[[OutgoingMessage], bool] = lambda _: True) -> None:
@@ -114,7 +116,7 @@ async def test_a_failed_message_fails_only_the_requests_with_events_in_it() -> N
     producer.answer(None, only=lambda m: m.partition != failing)
     for distinct_id, task in tasks.items():
         if partition_for(event_key("phc_a", distinct_id), PARTITIONS) == failing:
-            with pytest.raises(ServiceUnavailable, match="in-sync"):
+            with pytest.raises(Unavailable, match="in-sync"):
                 await task
         else:
             await task
@@ -148,7 +150,7 @@ async def test_a_full_producer_queue_fails_what_was_not_produced() -> None:
         if f"user-{i}" in produced:
             assert result is None
         else:
-            assert isinstance(result, ServiceUnavailable)
+            assert isinstance(result, Unavailable)
             assert "queue is full" in result.message
 
 
@@ -156,7 +158,7 @@ async def test_unanswered_messages_fail_their_requests_after_the_timeout() -> No
     producer = FakeProducer()
     pub = publisher(producer, sweep_interval=0.05)  # sweep often: this test waits for a deadline
     try:
-        with pytest.raises(ServiceUnavailable, match="did not acknowledge"):
+        with pytest.raises(Unavailable, match="did not acknowledge"):
             await asyncio.wait_for(pub.publish(Routed(live=[event("a")]), "phc_a"), timeout=5)
     finally:
         await pub.close()
@@ -211,13 +213,13 @@ async def test_body_reader_limits_and_deadline() -> None:
 
 
 def test_loop_metrics_export_as_prometheus() -> None:
-    counter = LoopCounter("headwater_test_dropped", "Test.", "cause")
+    counter = LoopCounter("headwater_test_dropped", "Test.", "reason")
     counter.inc(2, "a")
     counter.inc(1, "a")
     histogram = LoopHistogram("headwater_test_bytes", "Test.", buckets=(10, 100))
     for value in (5, 50, 500, 10):
         histogram.observe(value)
     [sample] = counter.collect().samples
-    assert (sample.name, sample.labels, sample.value) == ("headwater_test_dropped_total", {"cause": "a"}, 3.0)
+    assert (sample.name, sample.labels, sample.value) == ("headwater_test_dropped_total", {"reason": "a"}, 3.0)
     buckets = {s.labels["le"]: s.value for s in histogram.collect().samples if s.name.endswith("_bucket")}
     assert buckets == {"10": 2.0, "100": 3.0, "+Inf": 4.0}

@@ -6,12 +6,12 @@ from typing import Literal
 
 import pytest
 
+from headwater.runtime.topology import StageSpec
 from schemas.events import RawEvent
 from streams import runner as runner_module
 from streams.event import PipelineEvent
 from streams.runner import PipelineStopped, StageRunner
 from streams.stages.base import DeadLetter, Drop, Ok, Outcome, Retry
-from streams.topology import StageSpec
 
 Policy = Literal["retry", "dead_letter", "drop", "stop"]
 

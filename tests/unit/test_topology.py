@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import TopologyError
-from streams.topology import load_topology
+from headwater.errors import TopologyError
+from headwater.runtime.topology import load_topology
+from streams.components import component_problems
 from tests.conftest import DEFAULT_TOPOLOGY
 
 
 def test_the_default_topology_validates() -> None:
-    topology = load_topology(DEFAULT_TOPOLOGY)
+    topology = load_topology(DEFAULT_TOPOLOGY, [component_problems])
     assert topology.capture.topic in topology.pipeline.sources
     assert [s.type for s in topology.pipeline.stages] == [
         "resolve_project", "event_restrictions", "validate", "normalize", "persons", "prepare"]
@@ -22,7 +23,7 @@ def _problems(tmp_path: Path, text: str) -> list[str]:
     path = tmp_path / "topology.yaml"
     path.write_text(text)
     with pytest.raises(TopologyError) as caught:
-        load_topology(path)
+        load_topology(path, [component_problems])
     return [p.removeprefix(f"{path}:") for p in caught.value.problems]
 
 
@@ -41,14 +42,13 @@ pipeline:
   output: events_raw
 sinks:
   - name: ch
-    type: clickhose
     source: events_raw
 """)
     assert problems == [
         "3:5 topics.events_raw.partitions: Input should be greater than or equal to 1",
         "4:5 topics.events_raw.colour: unknown key 'colour'",
         "10:7 pipeline.stages[0].on_error: Input should be 'retry', 'dead_letter', 'drop' or 'stop'",
-        "14:5 sinks[0].type: unknown type 'clickhose' (known: clickhouse)",
+        "13:5 sinks[0].type: Field required",
     ]
 
 
@@ -109,6 +109,32 @@ def test_stage_types_configs_and_plugins_are_checked(tmp_path: Path) -> None:
     assert problems[3].startswith("15:31 pipeline.stages[3].plugin: unknown plugin 'no_such_plugin' (")
 
 
+def test_sink_types_and_configs_are_checked(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, GRAPH_BASE + """\
+    - {name: resolve_project, type: resolve_project}
+    - {name: prepare, type: prepare}
+sinks:
+  - {name: a, type: clickhose, source: events_processed}
+  - {name: b, type: clickhouse, source: events_processed, config: {records: persons, tabel: x}}
+""")
+    assert problems == [
+        "15:15 sinks[0].type: unknown sink type 'clickhose' (known: clickhouse)",
+        "16:68 sinks[1].config.records: Input should be 'events' or 'ingestion_warnings'",
+        "16:86 sinks[1].config.tabel: unknown key 'tabel'",
+    ]
+
+
+def test_the_loader_alone_knows_no_component(tmp_path: Path) -> None:
+    """Without the component checks (the gateway's view) an unknown stage type is not an error."""
+    path = tmp_path / "topology.yaml"
+    path.write_text(GRAPH_BASE + """\
+    - {name: resolve_project, type: resolve_project}
+    - {name: x, type: not_a_stage}
+    - {name: prepare, type: prepare}
+""")
+    assert [s.type for s in load_topology(path).pipeline.stages] == ["resolve_project", "not_a_stage", "prepare"]
+
+
 def test_stage_order_is_checked(tmp_path: Path) -> None:
     problems = _problems(tmp_path, GRAPH_BASE + """\
     - {name: prepare, type: prepare}
@@ -127,8 +153,8 @@ def test_yaml_syntax_errors_have_a_location(tmp_path: Path) -> None:
 
 
 def test_the_reference_docs_are_current() -> None:
-    from streams.topology.docs import render
+    from headwater.topology_docs import render
     from tests.conftest import ROOT
 
     assert (ROOT / "docs" / "topology.md").read_text() == render() + "\n", (
-        "docs/topology.md is stale: python -m streams.topology.docs > docs/topology.md")
+        "docs/topology.md is stale: python -m headwater.topology_docs > docs/topology.md")

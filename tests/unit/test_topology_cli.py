@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from headwater.cli import app
-from streams.topology import load_topology
+from headwater.runtime.topology import load_topology
 from tests.conftest import DEFAULT_TOPOLOGY, ROOT
 
 runner = CliRunner()
@@ -87,6 +87,6 @@ def test_the_default_cases_pass_and_a_wrong_expectation_fails(tmp_path: Path) ->
 def test_the_shipped_json_schema_is_current() -> None:
     import json
 
-    from streams.topology.docs import json_schema
+    from headwater.topology_docs import json_schema
 
     assert json.loads((ROOT / "docs" / "topology.schema.json").read_text()) == json_schema()

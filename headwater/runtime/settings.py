@@ -1,7 +1,8 @@
-"""Settings: environment variables (prefix ``HEADWATER_``) with local-stack defaults.
+"""Settings: environment variables (prefix ``HEADWATER_``), and the resolved ``Endpoints``.
 
 A connection setting that is not given falls back to the service the local stack
-(``headwater up``) started, as recorded in ``<state_dir>/stack.json``.
+(``headwater up``) started; that resolution belongs to the local stack
+(``headwater.stack.endpoints``), and the CLI passes the result to the gateway and the worker.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from headwater.errors import NotRunningError
 
 
 def _default_cache_dir() -> Path:
@@ -60,47 +59,9 @@ class Settings(BaseSettings):
 
 @dataclass(frozen=True)
 class Endpoints:
-    """The four connections every component needs, resolved."""
+    """The four connections every component needs, resolved (see ``headwater.stack.endpoints``)."""
 
     kafka: str
     postgres: str
     redis: str
     clickhouse: str
-
-
-_ENV_OF = {
-    "kafka": "HEADWATER_KAFKA_BOOTSTRAP",
-    "postgres": "HEADWATER_POSTGRES_DSN",
-    "redis": "HEADWATER_REDIS_URL",
-    "clickhouse": "HEADWATER_CLICKHOUSE_URL",
-}
-
-
-def resolve_endpoints(settings: Settings) -> Endpoints:
-    """Return each connection from its variable, else from the running local stack."""
-    from headwater.stack.state import read_state
-
-    started = read_state(settings.stack_file)
-    given = {
-        "kafka": settings.kafka_bootstrap,
-        "postgres": settings.postgres_dsn,
-        "redis": settings.redis_url,
-        "clickhouse": settings.clickhouse_url,
-    }
-    resolved: dict[str, str] = {}
-    for name, value in given.items():
-        if value:
-            resolved[name] = value
-        elif name in started:
-            resolved[name] = started[name].url
-        else:
-            raise NotRunningError(
-                f"{name} is not configured: run `headwater up` to start the local stack, "
-                f"or set {_ENV_OF[name]} to an existing {name}"
-            )
-    return Endpoints(**resolved)
-
-
-def env_var_of(service: str) -> str:
-    """The environment variable that points Headwater at an existing ``service``."""
-    return _ENV_OF[service]

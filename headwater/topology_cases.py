@@ -27,13 +27,16 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
 
-from headwater.projects import Project
-from streams.errors import TopologyError
+from capture_gateway.errors import CaptureError
+from capture_gateway.events import Batch, CaptureContext, now_micros, request_token, to_raw_event
+from headwater.errors import TopologyError
+from headwater.runtime.projects import Project
+from headwater.runtime.topology import Topology
+from streams.components import build_stages
 from streams.event import PipelineEvent
+from streams.plugins.kv import MemoryKeyValue
 from streams.runner import StageRunner
-from streams.stages.base import StageDeps
-from streams.stages.registry import resolve_stage
-from streams.topology.model import Topology
+from streams.stages.base import StageResources
 
 
 class _Strict(BaseModel):
@@ -101,17 +104,16 @@ def _names_token(event: dict[str, Any]) -> bool:
 
 
 async def _run_case(topology: Topology, case: Case, project: Project) -> list[str]:
-    from capture_gateway.errors import CaptureError
-    from capture_gateway.events import Batch, CaptureContext, now_micros, request_token, to_raw_event
-
-    deps = StageDeps(projects=_StaticProjects(project), redis_url=None)
+    stores: dict[str, MemoryKeyValue] = {}
+    resources = StageResources(projects=_StaticProjects(project),
+                               kv=lambda namespace: stores.setdefault(namespace, MemoryKeyValue()))
     specs = topology.pipeline.stages
     if case.until is not None:
         names = [s.name for s in specs]
         if case.until not in names:
             return [f"until: no stage {case.until!r} (stages: {', '.join(names)})"]
         specs = specs[: names.index(case.until) + 1]
-    runner = StageRunner([(resolve_stage(s.type, s.plugin).build(s.name, s.config, deps), s) for s in specs])
+    runner = StageRunner(build_stages(specs, resources))
     if len(case.expect) != len(case.input):
         return [f"{len(case.input)} input events but {len(case.expect)} expectations"]
     ctx = CaptureContext(now=now_micros(), ip="127.0.0.1", sent_at_ms=None, engage=False)
@@ -138,8 +140,8 @@ async def _run_case(topology: Topology, case: Case, project: Project) -> list[st
             if outcome != "passed":
                 continue
             event = result.passed[0]
-            actual = {"event": event.raw["event"], "distinct_id": event.raw["distinct_id"],
-                      "properties": orjson.loads(event.output["properties"]) if event.output else event.properties}
+            properties = orjson.loads(event.processed["properties"]) if event.processed else event.properties
+            actual = {"event": event.raw["event"], "distinct_id": event.raw["distinct_id"], "properties": properties}
             wanted_fields = expect.model_dump(exclude={"dropped", "dead_letter"}, exclude_none=True)
             failures += _subset_problems(wanted_fields, actual, f"expect[{i}]")
     finally:

@@ -22,12 +22,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from headwater.errors import ConfigError, HeadwaterError
-from headwater.restrictions import Restriction
-
-
-class ProjectLookupError(HeadwaterError):
-    """Neither Redis nor Postgres could answer a token lookup."""
+from headwater.errors import ConfigError, Unavailable
+from headwater.runtime.restrictions import Restriction
 
 
 @dataclass(frozen=True)
@@ -126,27 +122,25 @@ async def revoke_project(dsn: str, project_id: int) -> None:
 
 
 class ProjectResolver:
-    """Token → project, cached in process and in Redis, backed by Postgres."""
+    """Token → project, cached in process and in Redis, backed by Postgres.
+
+    Uses the process's ``Connections`` (it owns neither the pool nor the client).
+    """
 
     REDIS_PREFIX = "headwater:project-token:"
     LOCAL_MAX = 10_000
 
-    def __init__(self, postgres_dsn: str, redis_url: str, ttl: float = 30.0) -> None:
-        self._pool = AsyncConnectionPool(postgres_dsn, min_size=1, max_size=4, open=False,
-                                         kwargs={"row_factory": dict_row})
-        self._redis = aioredis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    def __init__(self, postgres: AsyncConnectionPool[Any], redis: aioredis.Redis, ttl: float = 30.0) -> None:
+        self._pool = postgres
+        self._redis = redis
         self._ttl = ttl
         self._local: OrderedDict[str, tuple[Project | None, float]] = OrderedDict()
 
-    async def open(self) -> None:
-        await self._pool.open(wait=False)
-
-    async def close(self) -> None:
-        await self._pool.close()
-        await self._redis.aclose()
-
     async def resolve(self, token: str) -> Project | None:
-        """The project of ``token``, or None when no live project has it."""
+        """The project of ``token``, or None when no live project has it.
+
+        Raises ``Unavailable`` (code ``projects_unavailable``) when neither Redis nor Postgres answers.
+        """
         hit = self._local.get(token)
         now = time.monotonic()
         if hit is not None and hit[1] > now:
@@ -176,7 +170,7 @@ class ProjectResolver:
         try:
             async with self._pool.connection(timeout=5.0) as conn:
                 cur = await conn.execute(_SELECT + " AND p.api_token = %s", (token,))
-                row: dict[str, Any] | None = await cur.fetchone()  # type: ignore[assignment]
+                row: dict[str, Any] | None = await cur.fetchone()
         except (psycopg.Error, TimeoutError) as exc:
-            raise ProjectLookupError(f"cannot look up the project token: {exc}") from exc
+            raise Unavailable(f"cannot look up the project token: {exc}", "projects_unavailable") from exc
         return Project.from_row(row) if row else None

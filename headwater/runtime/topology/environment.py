@@ -5,8 +5,8 @@ from __future__ import annotations
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from streams.topology.graph import Loc
-from streams.topology.model import Topology
+from headwater.runtime.topology.graph import Loc
+from headwater.runtime.topology.model import Topology
 
 
 def environment_problems(topology: Topology, bootstrap: str, timeout: float = 10.0) -> list[tuple[Loc, str]]:

@@ -1,9 +1,10 @@
 """Loading ``topology.yaml``: parse with positions, then validate in layers.
 
 1. fields: the models (types, ranges, unknown keys);
-2. the graph: names, references, stage configs, order (``graph.graph_problems``);
-3. the environment, on request: the broker answers and the topics exist as declared
-   (``environment.environment_problems``).
+2. the graph: names, references, order, partitions (``graph.graph_problems``);
+3. the checks the caller passes: the worker and the CLI pass ``streams.components.component_problems``
+   (stage, sink and agent types exist, their configs validate), ``topology validate`` also the
+   running cluster (``environment.environment_problems``).
 
 Every problem is one line ``file:line:col path: message``; all of a layer's problems are
 reported together, and a layer runs only when the one before it passed.
@@ -11,6 +12,7 @@ reported together, and a layer runs only when the one before it passed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from streams.errors import TopologyError
-from streams.topology.graph import Loc, graph_problems
-from streams.topology.model import SINK_TYPES, Topology
+from headwater.errors import TopologyError
+from headwater.runtime.topology.graph import Check, Loc, graph_problems
+from headwater.runtime.topology.model import Topology
 
 
 def _locate(node: Any, loc: Loc) -> tuple[int, int]:
@@ -44,8 +46,6 @@ def _path(loc: Loc) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in SINK_TYPES:
-            continue  # pydantic's discriminated-union tag, not a YAML key
         else:
             out += f".{part}" if out else part
     return out or "(top)"
@@ -79,8 +79,11 @@ def parse(path: Path) -> LoadedTopology:
     return LoadedTopology(path, doc)
 
 
-def load_topology(path: Path) -> Topology:
-    """Parse and validate ``path`` (fields, then graph); raise ``TopologyError`` listing every problem."""
+def load_topology(path: Path, checks: Sequence[Check] = ()) -> Topology:
+    """Parse and validate ``path`` (fields, the graph, then each of ``checks`` in order).
+
+    Raises ``TopologyError`` listing every problem of the first layer that found any.
+    """
     loaded = parse(path)
     try:
         topology = Topology.model_validate(loaded.doc)
@@ -88,15 +91,11 @@ def load_topology(path: Path) -> Topology:
         problems = []
         for error in exc.errors():
             loc = tuple(error["loc"])
-            message = error["msg"]
-            if error["type"] == "extra_forbidden":
-                message = f"unknown key {loc[-1]!r}"
-            elif error["type"] == "union_tag_invalid":
-                loc = (*loc, "type")
-                message = f"unknown type {error['input'].get('type')!r} (known: {', '.join(SINK_TYPES)})"
+            message = f"unknown key {loc[-1]!r}" if error["type"] == "extra_forbidden" else error["msg"]
             problems.append(loaded.problem(loc, message))
         raise TopologyError(problems) from exc
-    graph = graph_problems(topology)
-    if graph:
-        raise TopologyError([loaded.problem(loc, message) for loc, message in graph])
+    for check in (graph_problems, *checks):
+        found = check(topology)
+        if found:
+            raise TopologyError([loaded.problem(loc, message) for loc, message in found])
     return topology

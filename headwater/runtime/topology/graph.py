@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from collections.abc import Callable
 
-from streams.agents import load_handler
-from streams.errors import StreamsError
-from streams.stages.registry import UnknownStage, resolve_stage
-from streams.topology.model import Topology
+from headwater.runtime.topology.model import Topology
 
 Loc = tuple[int | str, ...]
+"""A path into the YAML document: keys and list indexes."""
+
+Check = Callable[[Topology], list[tuple[Loc, str]]]
+"""A validation layer: the problems it finds, each at its YAML path."""
 
 
 def graph_problems(topology: Topology) -> list[tuple[Loc, str]]:
-    """Problems between components, each with its YAML path: unknown topics, duplicate names,
-    unknown stage types or plugins, stage configs their models refuse, stage order, partitions."""
+    """Problems between the declared parts, each with its YAML path: unknown topics, duplicate
+    names, stage order, partition counts. What stage, sink and agent types exist is not known
+    here: ``streams.components`` checks that."""
     problems: list[tuple[Loc, str]] = []
     known = set(topology.topics)
     declared = ", ".join(sorted(known))
@@ -41,18 +43,6 @@ def graph_problems(topology: Topology) -> list[tuple[Loc, str]]:
         if stage.name in seen:
             problems.append((("pipeline", "stages", i, "name"), f"duplicate stage name {stage.name!r}"))
         seen.add(stage.name)
-        try:
-            kind = resolve_stage(stage.type, stage.plugin)
-        except UnknownStage as exc:
-            problems.append((("pipeline", "stages", i, exc.field), str(exc)))
-            continue
-        try:
-            kind.config.model_validate(stage.config)
-        except ValidationError as exc:
-            for error in exc.errors():
-                where: Loc = ("pipeline", "stages", i, "config", *error["loc"])
-                message = f"unknown key {error['loc'][-1]!r}" if error["type"] == "extra_forbidden" else error["msg"]
-                problems.append((where, message))
     types = [s.type for s in pipeline.stages]
     if "prepare" not in types or types[-1] != "prepare":
         problems.append((("pipeline", "stages"), "the last stage must be `prepare` (it shapes the output rows)"))
@@ -62,10 +52,6 @@ def graph_problems(topology: Topology) -> list[tuple[Loc, str]]:
     for i, agent in enumerate(topology.agents):
         if agent.source not in known:
             problems.append((("agents", i, "source"), f"unknown topic {agent.source!r} (declared: {declared})"))
-        try:
-            load_handler(agent.handler)
-        except StreamsError as exc:
-            problems.append((("agents", i, "handler"), str(exc)))
     names = [s.name for s in topology.sinks]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -105,7 +91,7 @@ def mermaid(topology: Topology) -> str:
     if pipeline.warnings:
         lines.append(f"  {first} -. warnings .-> {_id('t_' + pipeline.warnings)}")
     for sink in topology.sinks:
-        lines.append(f"  {_id('k_' + sink.name)}{{{{\"{sink.name} ({sink.type}: {sink.target_table})\"}}}}")
+        lines.append(f"  {_id('k_' + sink.name)}{{{{\"{sink.name} ({sink.type})\"}}}}")
         lines.append(f"  {_id('t_' + sink.source)} --> {_id('k_' + sink.name)}")
     for agent in topology.agents:
         lines.append(f"  {_id('a_' + agent.name)}[/\"agent {agent.name}\"/]")
@@ -123,7 +109,7 @@ def dot(topology: Topology) -> str:
         label = f"{stage.name}: {stage.plugin}" if stage.plugin else f"{stage.name} ({stage.type})"
         lines.append(f'  "stage:{stage.name}" [shape=box, label="{label}"];')
     for sink in topology.sinks:
-        lines.append(f'  "sink:{sink.name}" [shape=hexagon, label="{sink.name} ({sink.type}: {sink.target_table})"];')
+        lines.append(f'  "sink:{sink.name}" [shape=hexagon, label="{sink.name} ({sink.type})"];')
     for topic in (topology.capture.topic, topology.capture.overflow_topic, topology.capture.historical_topic):
         lines.append(f'  gateway -> "{topic}";')
     for source in pipeline.sources:
@@ -163,7 +149,7 @@ def describe(topology: Topology) -> str:
     for n, sink in enumerate(topology.sinks, start=1):
         out += [f"  Sub-topology: {n} (agent: sink_{sink.name})",
                 f"    Source: {sink.source} (topics: [{sink.source}])", f"      --> {sink.name}",
-                f"    Sink: {sink.name} ({sink.type}, table: {sink.target_table}, "
+                f"    Sink: {sink.name} ({sink.type}, "
                 f"batch: {sink.batch.max_messages} messages / {sink.batch.max_seconds}s)"]
     for n, agent in enumerate(topology.agents, start=len(topology.sinks) + 1):
         out += [f"  Sub-topology: {n} (agent: agent_{agent.name})",

@@ -71,33 +71,25 @@ class BatchSpec(Strict):
     max_seconds: float = Field(1.0, gt=0, description="How long a batch may wait to fill before it is flushed.")
 
 
-class ClickHouseSinkSpec(Strict):
-    """Writes processed events (or ingestion warnings) into a ClickHouse table."""
+class SinkSpec(Strict):
+    """Writes the records of a topic's envelopes somewhere (``headwater topology sinks`` lists the types).
 
-    name: Name = Field(description="Unique name of this sink (metric label).")
-    type: Literal["clickhouse"] = Field(description="`clickhouse`.")
-    source: Name = Field(description="Topic to read.")
-    records: Literal["events", "ingestion_warnings"] = Field(
-        "events", description="What the source topic carries, and so which table it fills."
-    )
-    table: str | None = Field(None, description="Target table; defaults to the name of `records`.")
+    ``config`` is checked against the sink type's config model before anything runs.
+    """
+
+    name: Name = Field(description="Unique name of this sink (metric label, consumer `sink_<name>`).")
+    type: Name = Field(description="A registered sink type, e.g. `clickhouse`.")
+    source: Name = Field(description="Topic to read (envelopes of processed events, warnings, ...).")
     batch: BatchSpec = Field(BatchSpec(), description="Batching.")
-
-    @property
-    def target_table(self) -> str:
-        return self.table or self.records
+    config: dict[str, Any] = Field(default_factory=dict, description="The sink's settings (see its reference).")
 
 
 class AgentSpec(Strict):
-    """A plugin agent: your own async function over a topic's events (see streams/agents.py)."""
+    """A plugin agent: your own async function over a topic's events (see docs/plugins.md)."""
 
     name: Name = Field(description="Unique name of this agent (its consumer is `agent_<name>`).")
     source: Name = Field(description="Topic whose events it reads (envelopes are unpacked).")
     handler: str = Field(pattern=r"^[\w.]+:\w+$", description="`package.module:function`.")
-
-
-SinkSpec = Annotated[ClickHouseSinkSpec, Field(discriminator="type")]
-SINK_TYPES = ("clickhouse",)
 
 
 class Topology(Strict):

@@ -1,6 +1,6 @@
 """Test helpers for plugin authors: run a plugin on events without Kafka or any service.
 
-    from headwater.testing import PluginHarness, make_event
+    from streams.plugins.testing import PluginHarness, make_event
 
     async def test_adds_plan():
         harness = PluginHarness(AddPlan, {"plan": "pro"})

@@ -7,17 +7,18 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from streams.stages.registry import stage_types
-from streams.topology.model import (
+from headwater.runtime.topology.model import (
     AgentSpec,
     BatchSpec,
     CaptureSpec,
-    ClickHouseSinkSpec,
     PipelineSpec,
+    SinkSpec,
     StageSpec,
     TopicSpec,
     Topology,
 )
+from sinks.registry import sink_types
+from streams.stages.registry import stage_types
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("Top level", Topology),
@@ -25,7 +26,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`capture`", CaptureSpec),
     ("`pipeline`", PipelineSpec),
     ("`pipeline.stages[]`", StageSpec),
-    ("`sinks[]` with `type: clickhouse`", ClickHouseSinkSpec),
+    ("`sinks[]`", SinkSpec),
     ("`sinks[].batch`", BatchSpec),
     ("`agents[]`", AgentSpec),
 ]
@@ -56,7 +57,7 @@ def _strip_annotated(text: str) -> str:
 
 def _type(field: FieldInfo) -> str:
     text = str(field.annotation).replace("typing.", "")
-    for noise in ("<class '", "'>", "streams.topology."):
+    for noise in ("<class '", "'>", "headwater.runtime.topology."):
         text = text.replace(noise, "")
     return _strip_annotated(text).replace("|", "\\|")
 
@@ -82,7 +83,7 @@ def render() -> str:
     lines = [
         "# topology.yaml reference",
         "",
-        "Generated from the models (`python -m streams.topology.docs > docs/topology.md`).",
+        "Generated from the models (`python -m headwater.topology_docs > docs/topology.md`).",
         "Unknown keys are errors; each problem is reported as `file:line:col path: message`.",
         "",
     ]
@@ -94,19 +95,27 @@ def render() -> str:
         lines.append("")
     lines += ["## Stage types", "", "`type:` of a stage; `config:` takes the keys listed for it.", ""]
     for name, kind in sorted(stage_types().items()):
-        lines += [f"### `{name}`", "", kind.summary, ""]
-        fields = kind.config.model_fields
-        if fields:
-            lines += ["| key | type | default | description |", "|---|---|---|---|"]
-            lines += [f"| `{n}` | `{_type(f)}` | {_default(f)} | {f.description or ''} |" for n, f in fields.items()]
-        else:
-            lines.append("No settings.")
-        lines.append("")
+        lines += _component(name, kind.summary, kind.config)
     lines += ["### `plugin`", "",
               "Runs a plugin: `plugin:` names a built-in plugin, one registered under the `headwater.plugins` "
               "entry point group, or an import path `package.module:Class`; `config:` is checked against the "
               "plugin's `Config` model. See docs/plugins.md.", ""]
+    lines += ["## Sink types", "", "`type:` of a sink; `config:` takes the keys listed for it.", ""]
+    for name, sink in sorted(sink_types().items()):
+        lines += _component(name, sink.summary, sink.config)
     return "\n".join(lines)
+
+
+def _component(name: str, summary: str, config: type[BaseModel]) -> list[str]:
+    lines = [f"### `{name}`", "", summary, ""]
+    fields = config.model_fields
+    if fields:
+        lines += ["| key | type | default | description |", "|---|---|---|---|"]
+        lines += [f"| `{n}` | `{_type(f)}` | {_default(f)} | {f.description or ''} |" for n, f in fields.items()]
+    else:
+        lines.append("No settings.")
+    lines.append("")
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+"""The component layer of topology validation, and building the components a topology names.
+
+``headwater.runtime.topology`` checks a topology's fields and graph without knowing any stage,
+sink or agent; the worker and the CLI add ``component_problems`` (``load_topology(path,
+[component_problems])``): every stage type or plugin, sink type and agent handler exists, and
+every stage and sink ``config`` passes its model. The gateway never imports this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ValidationError
+
+from headwater.errors import UnknownComponent
+from headwater.runtime.topology import Loc, StageSpec, Topology
+from sinks.registry import resolve_sink
+from streams.agents import load_handler
+from streams.errors import AgentError
+from streams.plugins.registry import plugin_stage_type
+from streams.stages.base import Stage, StageResources
+from streams.stages.registry import StageType, builtin_stage
+
+
+def stage_type(spec: StageSpec) -> StageType:
+    """The stage type ``spec`` names: a built-in, or ``type: plugin`` with its ``plugin``."""
+    if spec.type == "plugin":
+        if not spec.plugin:
+            raise UnknownComponent("a plugin stage needs `plugin: <name or package.module:Class>`", "plugin")
+        return plugin_stage_type(spec.plugin)
+    if spec.plugin is not None:
+        raise UnknownComponent(f"`plugin` goes with `type: plugin`, not with type {spec.type!r}", "plugin")
+    return builtin_stage(spec.type)
+
+
+def build_stages(specs: Sequence[StageSpec], resources: StageResources) -> list[tuple[Stage, StageSpec]]:
+    """Each declared stage, built with its validated config, paired with its spec (for the runner)."""
+    return [(stage_type(spec).build(spec.name, spec.config, resources), spec) for spec in specs]
+
+
+def _config_problems(model: type[BaseModel], config: object, at: Loc) -> list[tuple[Loc, str]]:
+    try:
+        model.model_validate(config)
+    except ValidationError as exc:
+        return [((*at, *error["loc"]),
+                 f"unknown key {error['loc'][-1]!r}" if error["type"] == "extra_forbidden" else error["msg"])
+                for error in exc.errors()]
+    return []
+
+
+def component_problems(topology: Topology) -> list[tuple[Loc, str]]:
+    """Unknown stage types, plugins, sink types and agent handlers; configs their models refuse."""
+    problems: list[tuple[Loc, str]] = []
+    for i, stage in enumerate(topology.pipeline.stages):
+        try:
+            kind = stage_type(stage)
+        except UnknownComponent as exc:
+            problems.append((("pipeline", "stages", i, exc.field), str(exc)))
+            continue
+        problems += _config_problems(kind.config, stage.config, ("pipeline", "stages", i, "config"))
+    for i, sink in enumerate(topology.sinks):
+        try:
+            sink_kind = resolve_sink(sink.type)
+        except UnknownComponent as exc:
+            problems.append((("sinks", i, exc.field), str(exc)))
+            continue
+        problems += _config_problems(sink_kind.config, sink.config, ("sinks", i, "config"))
+    for i, agent in enumerate(topology.agents):
+        try:
+            load_handler(agent.handler)
+        except AgentError as exc:
+            problems.append((("agents", i, "handler"), str(exc)))
+    return problems

@@ -1,0 +1,75 @@
+"""The pipeline agent's work for one batch of raw envelopes.
+
+Decode every envelope, run the stages on its events (``StageRunner``), and send through the
+batch's checkpoint: processed envelopes (one per output partition, per DESIGN's envelope
+rules), dead letters (each event as it arrived, in a one-event raw envelope) and the warnings
+the hourly limit admits. The checkpoint commits after all of that was acknowledged.
+"""
+
+from __future__ import annotations
+
+import faust
+from faust.types import TopicT
+
+from headwater.runtime.topology import Topology
+from schemas.envelope import event_key, pack
+from schemas.errors import SchemaError
+from schemas.events import IngestionWarning, ProcessedEvent, RawEvent
+from schemas.serializer import AvroSerializer
+from streams import telemetry
+from streams.checkpoint import Checkpoint
+from streams.event import PipelineEvent
+from streams.runner import StageRunner
+from streams.warnings import WarningLimiter
+
+RAW: AvroSerializer[dict[str, list[RawEvent]]] = AvroSerializer("raw_envelope")
+PROCESSED: AvroSerializer[dict[str, list[ProcessedEvent]]] = AvroSerializer("processed_envelope")
+WARNINGS: AvroSerializer[dict[str, list[IngestionWarning]]] = AvroSerializer("ingestion_warnings")
+
+
+def _processed_key(event: ProcessedEvent) -> bytes:
+    return f"{event['team_id']}:{event['distinct_id']}".encode()
+
+
+def _processed_size(event: ProcessedEvent) -> int:
+    return len(event["properties"]) + len(event["person_properties"]) + len(event["distinct_id"]) + 200
+
+
+class Pipeline:
+    """Raw envelopes in, processed envelopes, dead letters and warnings out; see the module docstring."""
+
+    def __init__(self, topology: Topology, app: faust.App, runner: StageRunner, warnings: WarningLimiter) -> None:
+        self._output: TopicT = app.topic(topology.pipeline.output)
+        self._output_partitions = topology.topics[topology.pipeline.output].partitions
+        self._warnings_topic = app.topic(topology.pipeline.warnings) if topology.pipeline.warnings else None
+        self._runner = runner
+        self._warnings = warnings
+
+    async def handle(self, checkpoint: Checkpoint) -> None:
+        events: list[PipelineEvent] = []
+        for message in checkpoint.messages:
+            source = message.message.topic
+            try:
+                raws = RAW.decode(message.value)["events"]
+            except SchemaError as exc:
+                await checkpoint.dead_letter(message.value, message.key, reason="undecodable", stage="decode",
+                                             error=str(exc), source_topic=source)
+                continue
+            events.extend(PipelineEvent.from_raw(raw, source) for raw in raws)
+        result = await self._runner.run(events)
+        for failed in result.dead_lettered:
+            arrived = failed.event.arrived
+            await checkpoint.dead_letter(
+                RAW.encode({"events": [arrived]}), event_key(arrived["token"], arrived["distinct_id"]),
+                reason=failed.reason, stage=failed.stage, error=failed.error, source_topic=failed.event.source_topic)
+        processed = [e.processed for e in result.passed if e.processed is not None]
+        for envelope in pack(processed, key_of=_processed_key, size_of=_processed_size,
+                             partitions=self._output_partitions):
+            await checkpoint.send(self._output, PROCESSED.encode({"events": envelope.events}), key=envelope.key,
+                                  partition=envelope.partition)
+        if self._warnings_topic is not None and result.warned:
+            admitted = await self._warnings.admit(result.warned)
+            if admitted:
+                await checkpoint.send(self._warnings_topic, WARNINGS.encode({"warnings": admitted}))
+                checkpoint.after_commit(lambda: telemetry.WARNINGS_EMITTED.inc(len(admitted)))
+        checkpoint.after_commit(lambda: telemetry.EVENTS_PROCESSED.inc(len(processed)))
