@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make setup: install what Headwater needs, idempotently, on a machine that may have none of it.
-#   system packages (Java, Maven, Postgres, Redis) · .venv with the project and its dev extras · Kafka jars
+#   system packages (Java, Maven, Postgres, Redis) · .venv with the project and its dev and chdb extras · Kafka jars
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -6,10 +6,12 @@ as that owner; the worker, ``migrate`` and ``query`` all talk to it.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import httpx
 
+from headwater.errors import StackError
 from headwater.stack.process import spawn, terminate, wait_until
 from headwater.stack.service import StackContext
 from headwater.stack.state import ServiceRecord
@@ -21,6 +23,9 @@ class ClickHouseService:
     default_port = 18123
 
     def start(self, ctx: StackContext, port: int) -> ServiceRecord:
+        if importlib.util.find_spec("chdb") is None:
+            raise StackError("embedded ClickHouse needs chDB: `pip install 'headwater[chdb]'` (make setup installs "
+                             "it), or set HEADWATER_CLICKHOUSE_URL to a ClickHouse server")
         path = (ctx.state_dir / "clickhouse").resolve()
         log = ctx.logs / "clickhouse.log"
         cmd = [sys.executable, "-m", "headwater.stack.chdb_server", "--path", str(path), "--port", str(port)]
