@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from headwater import dead_letters as dlq
+from headwater import dead_letters
 from headwater.cli.output import JsonFlag, console, print_json, say, settings, topology
 from headwater.stack.endpoints import resolve_endpoints
 
@@ -15,7 +15,7 @@ dlq_app = typer.Typer(no_args_is_help=True, help="The dead-letter topic: what fa
 
 FilterOption = Annotated[
     list[str] | None,
-    typer.Option("--filter", help=f"FIELD=VALUE, repeatable; FIELD: {', '.join(dlq.FILTER_FIELDS)}."),
+    typer.Option("--filter", help=f"FIELD=VALUE, repeatable; FIELD: {', '.join(dead_letters.FILTER_FIELDS)}."),
 ]
 
 
@@ -27,10 +27,10 @@ def list_(
 ) -> None:
     """List dead letters: why each failed, in which stage, and which event it holds."""
     current = settings()
-    wanted = dlq.parse_filters(filters or [])
+    wanted = dead_letters.parse_filters(filters or [])
     topic = topology(current).pipeline.dead_letter
     found = []
-    for letter in dlq.read_dead_letters(resolve_endpoints(current).kafka, topic):
+    for letter in dead_letters.read_dead_letters(resolve_endpoints(current).kafka, topic):
         if letter.matches(wanted):
             found.append(letter.summary())
             if len(found) >= limit:
@@ -54,8 +54,8 @@ def replay(
     """Put dead letters back on the topics they came from, to be processed again after a fix."""
     current = settings()
     topic = topology(current).pipeline.dead_letter
-    replayed, skipped = dlq.replay(
-        resolve_endpoints(current).kafka, topic, dlq.parse_filters(filters or []), dry_run=dry_run,
+    replayed, skipped = dead_letters.replay(
+        resolve_endpoints(current).kafka, topic, dead_letters.parse_filters(filters or []), dry_run=dry_run,
         progress=lambda letter: say(f"{'would replay' if dry_run else 'replayed'} {letter.partition}:"
                                     f"{letter.offset} ({letter.reason}) → {letter.source_topic}"),
     )

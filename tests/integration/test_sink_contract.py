@@ -1,0 +1,200 @@
+"""The sink contract, run for every registered sink type against its real destination.
+
+For each type in ``sinks.registry.sink_types()`` a ``Contract`` below says how to give it a
+destination of its own in the local stack, a record, a record the destination refuses, and
+how to count what landed. Then every sink must:
+
+- leave one row for a record written twice (redelivery after a crash is normal);
+- reject only the record the destination refuses, writing its neighbours;
+- retry a destination that cannot be reached, counting the retries, and never let the batch's
+  checkpoint acknowledge its messages meanwhile;
+- refuse unknown config keys.
+
+A new sink type without a ``Contract`` fails ``test_every_sink_type_has_a_contract``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pytest
+from prometheus_client import REGISTRY
+from pydantic import ValidationError
+
+from headwater.runtime.settings import Endpoints
+from schemas.events import ProcessedEvent
+from schemas.serializer import encode_envelope
+from sinks.agent import SinkAgent
+from sinks.base import Record
+from sinks.clickhouse.client import connect as clickhouse_connect
+from sinks.registry import sink_types
+from streams.checkpoint import Checkpoint
+from tests.integration.conftest import select
+
+
+class Contract(Protocol):
+    """What the suite needs to know about one sink type."""
+
+    async def destination(self, endpoints: Endpoints) -> dict[str, Any]:
+        """A fresh destination in the local stack; returns the sink's ``config`` for it."""
+        ...
+
+    def record(self) -> Record: ...
+
+    def refused(self) -> Record:
+        """A record the destination refuses for good."""
+        ...
+
+    async def count(self, endpoints: Endpoints, config: dict[str, Any], record: Record) -> int:
+        """How many rows ``record`` left (after deduplication)."""
+        ...
+
+    def unreachable(self, endpoints: Endpoints) -> Endpoints:
+        """Endpoints under which the destination cannot be reached."""
+        ...
+
+    async def remove(self, endpoints: Endpoints, config: dict[str, Any]) -> None:
+        """Delete the destination ``destination`` made."""
+        ...
+
+
+class ClickHouseContract:
+    async def destination(self, endpoints: Endpoints) -> dict[str, Any]:
+        table = f"contract_{uuid.uuid4().hex[:12]}"
+        client = clickhouse_connect(endpoints.clickhouse)
+        try:
+            await client.command(f"CREATE TABLE {table} AS events")
+        finally:
+            await client.aclose()
+        return {"records": "events", "table": table}
+
+    def record(self) -> Record:
+        return ProcessedEvent(
+            uuid=str(uuid.uuid4()), event="$pageview", properties='{"$current_url": "/"}',
+            timestamp=1_700_000_000_000_000, team_id=1, distinct_id="user-1", elements_chain="",
+            created_at=1_700_000_000_000_000,
+            person_id=str(uuid.uuid4()), person_properties="{}", person_created_at=None, person_mode="full",
+            group_0="", group_1="", group_2="", group_3="", group_4="", historical_migration=False,
+        )
+
+    def refused(self) -> Record:
+        return {**self.record(), "person_mode": "not a person mode"}  # an Enum8 column refuses it
+
+    async def count(self, endpoints: Endpoints, config: dict[str, Any], record: Record) -> int:
+        result = await select(endpoints, f"SELECT count() FROM {config['table']} FINAL WHERE uuid = '{record['uuid']}'")
+        return int(result.rows[0][0])
+
+    def unreachable(self, endpoints: Endpoints) -> Endpoints:
+        return dataclasses.replace(endpoints, clickhouse="http://127.0.0.1:9")
+
+    async def remove(self, endpoints: Endpoints, config: dict[str, Any]) -> None:
+        client = clickhouse_connect(endpoints.clickhouse)
+        try:
+            await client.command(f"DROP TABLE IF EXISTS {config['table']}")
+        finally:
+            await client.aclose()
+
+
+CONTRACTS: dict[str, Contract] = {"clickhouse": ClickHouseContract()}
+
+
+def test_every_sink_type_has_a_contract() -> None:
+    assert sorted(sink_types()) == sorted(CONTRACTS)
+
+
+@dataclass
+class Built:
+    contract: Contract
+    endpoints: Endpoints
+    config: dict[str, Any]
+    type: str
+
+
+@pytest.fixture(params=sorted(CONTRACTS))
+async def built(request: pytest.FixtureRequest, stack: Endpoints) -> AsyncIterator[Built]:
+    contract = CONTRACTS[request.param]
+    config = await contract.destination(stack)
+    yield Built(contract, stack, config, request.param)
+    await contract.remove(stack, config)
+
+
+async def test_a_record_written_twice_leaves_one_row(built: Built) -> None:
+    sink = sink_types()[built.type].build("contract", built.config, built.endpoints)
+    record = built.contract.record()
+    try:
+        for _ in range(2):
+            sink.write([record])
+            result = await sink.flush()
+            assert (result.written, result.rejected) == (1, [])
+        sink.write([record, record])
+        assert (await sink.flush()).written == 2
+    finally:
+        await sink.close()
+    assert await built.contract.count(built.endpoints, built.config, record) == 1
+
+
+async def test_a_refused_record_is_rejected_alone(built: Built) -> None:
+    sink = sink_types()[built.type].build("contract", built.config, built.endpoints)
+    good, bad, other = built.contract.record(), built.contract.refused(), built.contract.record()
+    try:
+        sink.write([good, bad, other])
+        result = await sink.flush()
+    finally:
+        await sink.close()
+    assert result.written == 2
+    assert [r.record["uuid"] for r in result.rejected] == [bad["uuid"]]
+    assert result.rejected[0].error
+    for record in (good, other):
+        assert await built.contract.count(built.endpoints, built.config, record) == 1
+
+
+class _Message:
+    """A Kafka message as the checkpoint sees it: something to ack."""
+
+    def __init__(self) -> None:
+        self.acked = False
+
+    def ack(self) -> None:
+        self.acked = True
+
+
+class _Topic:
+    async def send(self, **_: Any) -> asyncio.Future[None]:
+        raise AssertionError("nothing is dead-lettered when the destination is only unreachable")
+
+
+async def test_an_unreachable_destination_is_retried_and_nothing_is_acknowledged(built: Built) -> None:
+    sink = sink_types()[built.type].build("contract_down", built.config, built.contract.unreachable(built.endpoints))
+    agent = SinkAgent(sink, "events_processed")
+    def retries() -> float:
+        return REGISTRY.get_sample_value("headwater_sink_retries_total", {"sink": "contract_down"}) or 0.0
+
+    before = retries()
+    message = _Message()
+    checkpoint = Checkpoint([message], _Topic())  # type: ignore[list-item, arg-type]
+    value = encode_envelope("processed_envelope", [dict(built.contract.record())])
+    await agent.handle([(value, None)], checkpoint)
+    commit = asyncio.ensure_future(checkpoint.commit())
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while retries() < before + 2 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        assert retries() >= before + 2, "the sink did not retry"
+        assert not commit.done(), "the flush gave up on a destination that is only unreachable"
+        assert not message.acked
+    finally:
+        commit.cancel()
+        await asyncio.gather(commit, return_exceptions=True)
+        await agent.close()
+    assert not message.acked
+
+
+@pytest.mark.parametrize("type_", sorted(CONTRACTS))
+def test_unknown_config_keys_fail_validation(type_: str) -> None:
+    with pytest.raises(ValidationError, match="no_such_key"):
+        sink_types()[type_].config.model_validate({"no_such_key": 1})
