@@ -32,7 +32,7 @@ from capture_gateway.routing import Routed
 from headwater.errors import Unavailable
 from headwater.runtime.topology import CaptureSpec
 from schemas.dead_letter import Headers, dead_letter_headers
-from schemas.envelope import event_key, pack
+from schemas.envelope import count_header, event_key, pack
 from schemas.events import RawEvent
 from schemas.raw_writer import encode_raw_envelope
 
@@ -55,7 +55,7 @@ def event_size(event: RawEvent) -> int:
 
 def _headers(events: Sequence[RawEvent], token: str) -> Headers:
     first = events[0]
-    headers: Headers = [("token", token.encode()), ("count", str(len(events)).encode()),
+    headers: Headers = [("token", token.encode()), count_header(len(events)),
                         ("now", str(first["now"]).encode())]
     if all(e["distinct_id"] == first["distinct_id"] for e in events):
         headers.append(("distinct_id", first["distinct_id"].encode()))

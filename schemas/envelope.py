@@ -18,6 +18,14 @@ E = TypeVar("E")
 
 DEFAULT_MAX_BYTES = 900_000  # below the broker's message.max.bytes (1 MB by default)
 
+COUNT_HEADER = "count"
+"""The Kafka header every envelope carries: how many events (records) it holds, in decimal."""
+
+
+def count_header(records: int) -> tuple[str, bytes]:
+    """The ``count`` header of an envelope of ``records`` events."""
+    return COUNT_HEADER, str(records).encode()
+
 
 @dataclass
 class Envelope(Generic[E]):

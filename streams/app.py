@@ -37,7 +37,7 @@ log = logging.getLogger("headwater.worker")
 
 Fatal = Callable[[BaseException], Awaitable[None]]
 
-PIPELINE_BATCH_MESSAGES = 100
+PIPELINE_BATCH_EVENTS = 5_000
 PIPELINE_BATCH_SECONDS = 0.2
 
 
@@ -87,7 +87,7 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
         work = Pipeline(topology, app, runner, opened.warnings)
         try:
             await consume_in_batches(stream, work.handle, dead_letter_topic=dead_letters,
-                                     max_messages=PIPELINE_BATCH_MESSAGES, max_seconds=PIPELINE_BATCH_SECONDS,
+                                     max_events=PIPELINE_BATCH_EVENTS, max_seconds=PIPELINE_BATCH_SECONDS,
                                      on_fatal=crash)
         finally:
             await runner.close()
@@ -121,7 +121,7 @@ def _sink_agent(spec: SinkSpec, endpoints: Endpoints, dead_letters: TopicT,
 
         try:
             await consume_in_batches(stream, handle, dead_letter_topic=dead_letters,
-                                     max_messages=spec.batch.max_messages, max_seconds=spec.batch.max_seconds,
+                                     max_events=spec.batch.max_events, max_seconds=spec.batch.max_seconds,
                                      on_fatal=crash)
         finally:
             await work.close()

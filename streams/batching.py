@@ -6,6 +6,12 @@ events that never reached the sink. Here acks are manual (``stream.noack()``): e
 a ``Checkpoint``, ``handle`` fills it, and ``Checkpoint.commit`` flushes sinks, awaits the
 producer and only then acks the messages, so Faust commits nothing unflushed. A timer flushes
 a partial batch after ``max_seconds``.
+
+Batches are bounded by events, not messages: an envelope says how many events it holds in its
+``count`` header (``schemas.envelope.COUNT_HEADER``), so a batch of big envelopes holds no more
+decoded events than a batch of small ones. One commit is in flight while the next batch is
+handled (decoded, run through the stages, written to a sink's buffer); commits still happen
+one after another, in order, so an offset is never acked before the ones before it.
 """
 
 from __future__ import annotations
@@ -19,10 +25,17 @@ from typing import cast
 from faust.streams import Stream
 from faust.types import EventT, StreamT, TopicT
 
+from schemas.envelope import COUNT_HEADER
 from streams.checkpoint import Checkpoint
 
 Handler = Callable[[Checkpoint], Awaitable[None]]
 """Handles one batch: reads ``checkpoint.messages``, sends and registers flushes through it; never acks."""
+
+
+def events_in(message: EventT[bytes]) -> int:
+    """How many events a message holds: its ``count`` header, else 1."""
+    count = message.headers.get(COUNT_HEADER) if message.headers else None
+    return int(count) if count and count.isdigit() else 1
 
 
 async def consume_in_batches(
@@ -30,37 +43,52 @@ async def consume_in_batches(
     handle: Handler,
     *,
     dead_letter_topic: TopicT,
-    max_messages: int,
+    max_events: int,
     max_seconds: float,
     on_fatal: Callable[[BaseException], Awaitable[None]],
 ) -> None:
     """Feed ``stream``'s events to ``handle`` in batches; commit each batch's checkpoint after it.
 
-    ``handle`` (or the commit) raises only for errors that must stop the worker: nothing of
-    that batch is acked, and ``on_fatal`` (the app's crash) is called.
+    A batch closes at ``max_events`` events (or sooner, after ``max_seconds``). ``handle`` or
+    a commit raises only for errors that must stop the worker: nothing of that batch (or of
+    any later one) is acked, and ``on_fatal`` (the app's crash) is called.
     """
     buffer: list[EventT[bytes]] = []
+    buffered_events = 0
     oldest = 0.0
     lock = asyncio.Lock()
+    committing: asyncio.Task[None] | None = None
 
     async def flush() -> None:
+        nonlocal buffered_events, committing
         async with lock:
             if not buffer:
                 return
             checkpoint = Checkpoint(list(buffer), dead_letter_topic)
             buffer.clear()
-            await handle(checkpoint)
-            await checkpoint.commit()
+            buffered_events = 0
+            await handle(checkpoint)  # while the previous batch's commit is still in flight
+            if committing is not None:
+                await committing  # in order: this batch's offsets come after the previous ones
+            committing = asyncio.create_task(checkpoint.commit())
+
+    def failed_commit() -> BaseException | None:
+        if committing is None or not committing.done() or committing.cancelled():
+            return None
+        return committing.exception()
 
     async def timer() -> None:
         while True:
             await asyncio.sleep(max_seconds / 4)
-            if buffer and time.monotonic() - oldest >= max_seconds:
-                try:
+            try:
+                failure = failed_commit()
+                if failure is not None:
+                    raise failure
+                if buffer and time.monotonic() - oldest >= max_seconds:
                     await flush()
-                except Exception as exc:  # noqa: BLE001 - fatal by contract; stop the worker
-                    await on_fatal(exc)
-                    return
+            except Exception as exc:  # noqa: BLE001 - fatal by contract; stop the worker
+                await on_fatal(exc)
+                return
 
     ticker = asyncio.create_task(timer())
     try:
@@ -71,7 +99,8 @@ async def consume_in_batches(
             if not buffer:
                 oldest = time.monotonic()
             buffer.append(event)
-            if len(buffer) >= max_messages:
+            buffered_events += events_in(event)
+            if buffered_events >= max_events:
                 try:
                     await flush()
                 except Exception as exc:  # noqa: BLE001 - fatal by contract; stop the worker
@@ -81,3 +110,6 @@ async def consume_in_batches(
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
+        if committing is not None and not committing.done():
+            committing.cancel()  # not acked: read again after a restart (sinks are idempotent)
+            await asyncio.gather(committing, return_exceptions=True)

@@ -12,7 +12,7 @@ import faust
 from faust.types import TopicT
 
 from headwater.runtime.topology import Topology
-from schemas.envelope import event_key, pack
+from schemas.envelope import count_header, event_key, pack
 from schemas.errors import SchemaError
 from schemas.events import IngestionWarning, ProcessedEvent, RawEvent
 from schemas.serializer import AvroSerializer
@@ -66,10 +66,11 @@ class Pipeline:
         for envelope in pack(processed, key_of=_processed_key, size_of=_processed_size,
                              partitions=self._output_partitions):
             await checkpoint.send(self._output, PROCESSED.encode({"events": envelope.events}), key=envelope.key,
-                                  partition=envelope.partition)
+                                  partition=envelope.partition, headers=[count_header(len(envelope.events))])
         if self._warnings_topic is not None and result.warned:
             admitted = await self._warnings.admit(result.warned)
             if admitted:
-                await checkpoint.send(self._warnings_topic, WARNINGS.encode({"warnings": admitted}))
+                await checkpoint.send(self._warnings_topic, WARNINGS.encode({"warnings": admitted}),
+                                      headers=[count_header(len(admitted))])
                 checkpoint.after_commit(lambda: telemetry.WARNINGS_EMITTED.inc(len(admitted)))
         checkpoint.after_commit(lambda: telemetry.EVENTS_PROCESSED.inc(len(processed)))

@@ -150,7 +150,7 @@ def describe(topology: Topology) -> str:
         out += [f"  Sub-topology: {n} (agent: sink_{sink.name})",
                 f"    Source: {sink.source} (topics: [{sink.source}])", f"      --> {sink.name}",
                 f"    Sink: {sink.name} ({sink.type}, "
-                f"batch: {sink.batch.max_messages} messages / {sink.batch.max_seconds}s)"]
+                f"batch: {sink.batch.max_events} events / {sink.batch.max_seconds}s)"]
     for n, agent in enumerate(topology.agents, start=len(topology.sinks) + 1):
         out += [f"  Sub-topology: {n} (agent: agent_{agent.name})",
                 f"    Source: {agent.source} (topics: [{agent.source}])", f"      --> {agent.name}",

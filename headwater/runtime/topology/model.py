@@ -67,7 +67,9 @@ class PipelineSpec(Strict):
 class BatchSpec(Strict):
     """How a sink batches."""
 
-    max_messages: int = Field(200, ge=1, description="Kafka messages (envelopes) per sink batch at most.")
+    max_events: int = Field(
+        20_000, ge=1, description="Events per sink batch at most (counted from the envelopes' `count` headers); "
+        "bounds the worker's memory whatever the envelope size.")
     max_seconds: float = Field(1.0, gt=0, description="How long a batch may wait to fill before it is flushed.")
 
 
