@@ -9,12 +9,11 @@ source are the same word. A duplicate name fails at import.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from headwater.errors import RegistrationError, UnknownComponent
+from headwater.runtime.registry import ComponentType, Registry
 from headwater.runtime.settings import Endpoints
 from sinks.base import Sink
 
@@ -25,6 +24,10 @@ Called once per sink when the worker starts; the sink opens its client lazily or
 closes it in ``close``.
 """
 
+SinkType = ComponentType[Endpoints, Sink]
+
+SINKS: Registry[Endpoints, Sink] = Registry("sink")
+
 
 class SinkConfig(BaseModel):
     """Base of sink config models: strict (unknown keys are errors) and frozen."""
@@ -32,36 +35,16 @@ class SinkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-@dataclass(frozen=True)
-class SinkType:
-    name: str
-    config: type[BaseModel]
-    factory: SinkFactory
-    summary: str
-
-    def build(self, name: str, config: dict[str, Any], endpoints: Endpoints) -> Sink:
-        return self.factory(name, self.config.model_validate(config), endpoints)
-
-
-_REGISTRY: dict[str, SinkType] = {}
-
-
 def register_sink(name: str, config: type[BaseModel], factory: SinkFactory, summary: str) -> SinkType:
     """Register a sink type under its YAML ``type`` name."""
-    if name in _REGISTRY:
-        raise RegistrationError(f"sink type {name!r} is registered twice")
-    _REGISTRY[name] = SinkType(name, config, factory, summary)
-    return _REGISTRY[name]
+    return SINKS.register(name, config, factory, summary)
 
 
 def sink_types() -> dict[str, SinkType]:
     """Every registered sink type (the built-ins registered when ``sinks`` was imported)."""
-    return dict(_REGISTRY)
+    return SINKS.types()
 
 
 def resolve_sink(type_: str) -> SinkType:
     """The sink type a topology's sink names; ``UnknownComponent`` when nobody registered it."""
-    known = sink_types()
-    if type_ not in known:
-        raise UnknownComponent(f"unknown sink type {type_!r} (known: {', '.join(sorted(known))})", "type")
-    return known[type_]
+    return SINKS.get(type_)

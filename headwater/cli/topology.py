@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
 
 from headwater.cli.output import JsonFlag, console, err, print_json, say, settings
 from headwater.errors import HeadwaterError, TopologyError
+from headwater.runtime.registry import ComponentType
 from headwater.runtime.topology import Check, Topology, load_topology
 from streams.components import component_problems
 
@@ -83,21 +85,25 @@ def describe(file: FileArg = None) -> None:
     print(text(_load(file)), end="")
 
 
+def _list_types(kinds: Iterable[ComponentType[Any, Any]], as_json: bool, *extra: tuple[str, str, str]) -> None:
+    if as_json:
+        print_json([{"type": k.name, "summary": k.summary, "config": k.config.model_json_schema()} for k in kinds])
+        return
+    table = Table("type", "summary", "config keys")
+    for kind in kinds:
+        table.add_row(kind.name, kind.summary, ", ".join(kind.config.model_fields) or "-")
+    for row in extra:
+        table.add_row(*row)
+    console.print(table)
+
+
 @topology_app.command("stages")
 def stages(as_json: JsonFlag = False) -> None:
     """List the stage types a topology can use, with their settings."""
     from streams.stages.registry import stage_types
 
-    kinds = stage_types()
-    if as_json:
-        print_json([{"type": k.name, "summary": k.summary, "config": k.config.model_json_schema()}
-                    for k in kinds.values()])
-        return
-    table = Table("type", "summary", "config keys")
-    for kind in kinds.values():
-        table.add_row(kind.name, kind.summary, ", ".join(kind.config.model_fields) or "-")
-    table.add_row("plugin", "Runs a plugin (`headwater plugin list`).", "the plugin's Config")
-    console.print(table)
+    _list_types(stage_types().values(), as_json,
+                ("plugin", "Runs a plugin (`headwater plugin list`).", "the plugin's Config"))
 
 
 @topology_app.command("sinks")
@@ -105,15 +111,7 @@ def sinks(as_json: JsonFlag = False) -> None:
     """List the sink types a topology can use, with their settings."""
     from sinks.registry import sink_types
 
-    kinds = sink_types()
-    if as_json:
-        print_json([{"type": k.name, "summary": k.summary, "config": k.config.model_json_schema()}
-                    for k in kinds.values()])
-        return
-    table = Table("type", "summary", "config keys")
-    for kind in kinds.values():
-        table.add_row(kind.name, kind.summary, ", ".join(kind.config.model_fields) or "-")
-    console.print(table)
+    _list_types(sink_types().values(), as_json)
 
 
 @topology_app.command("schema")
