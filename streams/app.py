@@ -24,6 +24,7 @@ from prometheus_client import generate_latest
 from headwater.runtime.settings import Endpoints, Settings
 from headwater.runtime.topology import SinkSpec, Topology
 from sinks.agent import SinkAgent
+from sinks.errors import SinkError
 from sinks.registry import resolve_sink
 from streams.agents import add_agent, load_handler
 from streams.batching import consume_in_batches
@@ -114,7 +115,11 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
 def _sink_agent(spec: SinkSpec, endpoints: Endpoints, dead_letters: TopicT,
                 crash: Fatal) -> Callable[[StreamT[bytes]], Awaitable[None]]:
     async def run(stream: StreamT[bytes]) -> None:
-        work = SinkAgent(resolve_sink(spec.type).build(spec.name, spec.config, endpoints), spec.source)
+        try:
+            work = SinkAgent(resolve_sink(spec.type).build(spec.name, spec.config, endpoints), spec.source)
+        except Exception as exc:  # noqa: BLE001 - a sink that cannot be built stops the worker, loudly
+            await crash(SinkError(f"sink {spec.name!r} ({spec.type}) cannot start: {exc}"))
+            return
 
         async def handle(checkpoint: Checkpoint) -> None:
             await work.handle([(m.value, m.key) for m in checkpoint.messages], checkpoint)
