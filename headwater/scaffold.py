@@ -31,13 +31,16 @@ asyncio_default_fixture_loop_scope = "function"
 pythonpath = ["src"]
 '''
 
-PLUGIN = '''"""{title}: a Headwater plugin. Edit ``process``; the settings live in ``Config``."""
+PLUGIN = '''"""{title}: a Headwater plugin. Edit ``process``; the settings live in ``Config``.
+
+Written against Headwater's plugin API v1 (``streams.plugins``, docs/plugins.md).
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from streams.plugins import Event, Plugin, PluginContext
+from streams.plugins import Drop, Event, Plugin, PluginConfig, PluginContext
 
 
 class {cls}(Plugin["{cls}.Config"]):
@@ -45,13 +48,13 @@ class {cls}(Plugin["{cls}.Config"]):
 
     name = "{name}"
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-
+    class Config(PluginConfig):
         property: str = Field("{name}_seen", description="The property this plugin sets.")
 
-    async def process(self, event: Event, ctx: PluginContext[{cls}.Config]) -> Event | None:
-        """Return the event (changed or not), or None to drop it."""
+    async def process(self, event: Event, ctx: PluginContext[{cls}.Config]) -> Event | Drop | None:
+        """Return the event (changed or not); ``Drop("reason")`` to drop it on purpose (counted by
+        reason); ``None`` to drop it with an ingestion warning; raise ``PluginError`` when it cannot be
+        handled (the stage's ``on_error`` applies). ``event.set`` is the person update."""
         event.properties[self.config.property] = True
         return event
 '''
@@ -63,10 +66,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from streams.plugins import API_VERSION
 from streams.plugins.testing import PluginHarness
 from {name}.plugin import {cls}
 
 SAMPLES = json.loads((Path(__file__).parent.parent / "sample_events.json").read_text())
+
+
+def test_written_against_plugin_api_v1() -> None:
+    """Headwater's plugin API changes version only when it breaks plugins: read its CHANGELOG then."""
+    assert API_VERSION == "1"
 
 
 async def test_every_sample_event_goes_through() -> None:

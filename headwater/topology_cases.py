@@ -13,7 +13,9 @@ A cases file (``topology.tests.yaml`` beside the topology by default)::
           # - {event: $pageview, properties: {$browser: Chrome}}
 
 Inputs go through the gateway's capture rules first, so they look exactly like captured events.
-Expected properties are a subset: keys not listed are not checked.
+Expected properties are a subset: keys not listed are not checked. The stages are started as
+the worker starts them, so a plugin whose ``setup`` fails ends the run with a
+``StageStartError`` naming the stage, as the worker would.
 """
 
 from __future__ import annotations
@@ -113,12 +115,13 @@ async def _run_case(topology: Topology, case: Case, project: Project) -> list[st
         if case.until not in names:
             return [f"until: no stage {case.until!r} (stages: {', '.join(names)})"]
         specs = specs[: names.index(case.until) + 1]
-    runner = StageRunner(build_stages(specs, resources))
     if len(case.expect) != len(case.input):
         return [f"{len(case.input)} input events but {len(case.expect)} expectations"]
+    runner = StageRunner(build_stages(specs, resources))
     ctx = CaptureContext(now=now_micros(), ip="127.0.0.1", sent_at_ms=None, engage=False)
     failures: list[str] = []
     try:
+        await runner.start()  # as the worker does; a stage that cannot start ends the run (StageStartError)
         for i, (given, expect) in enumerate(zip(case.input, case.expect, strict=True)):
             try:
                 batch = Batch([given], None, None, False)

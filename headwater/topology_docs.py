@@ -86,6 +86,12 @@ def render() -> str:
         "Generated from the models (`python -m headwater.topology_docs > docs/topology.md`).",
         "Unknown keys are errors; each problem is reported as `file:line:col path: message`.",
         "",
+        "String values may name environment variables: `${NAME}`, or `${NAME:-default}` when it is unset or "
+        "empty (`$${` is a literal `${`). They are substituted before validation, and an unset variable "
+        "without a default is reported at its value as `file:line:col path: message`. Quote such values "
+        "inside `{…}` flow mappings. Every process that loads the topology (gateway, worker, CLI) needs "
+        "the variables; use them for secrets such as a plugin's salt.",
+        "",
     ]
     for title, model in SECTIONS:
         lines += [f"## {title}", "", (model.__doc__ or "").strip(), "",

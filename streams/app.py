@@ -30,6 +30,7 @@ from streams.agents import add_agent, load_handler
 from streams.batching import consume_in_batches
 from streams.checkpoint import Checkpoint
 from streams.components import build_stages
+from streams.errors import StageStartError
 from streams.pipeline import Pipeline
 from streams.resources import WorkerResources
 from streams.runner import StageRunner
@@ -87,6 +88,11 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
         runner = StageRunner(build_stages(topology.pipeline.stages, opened.for_stages()))
         work = Pipeline(topology, app, runner, opened.warnings)
         try:
+            try:
+                await runner.start()  # plugins' setup: a missing file stops the worker here, not per event
+            except StageStartError as exc:
+                await crash(exc)
+                return
             await consume_in_batches(stream, work.handle, dead_letter_topic=dead_letters,
                                      max_events=PIPELINE_BATCH_EVENTS, max_seconds=PIPELINE_BATCH_SECONDS,
                                      on_fatal=crash)

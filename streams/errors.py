@@ -2,7 +2,9 @@
 
     StreamsError                (hangs from headwater.errors.HeadwaterError)
     ├── StageError              a stage failed in a way its error policy handles
-    │   └── StageTimeout        a stage did not finish its call within ``timeout_seconds``
+    │   ├── StageTimeout        a stage did not finish its call within ``timeout_seconds``
+    │   └── PluginError         a plugin says "this event failed" (plugin API; its message is the DLQ's ``error``)
+    ├── StageStartError         a stage could not start (a plugin's ``setup`` failed): the worker does not start
     ├── PipelineStopped         a stage with ``on_error: stop`` failed: the worker stops, nothing is committed
     └── AgentError              a plugin agent's handler cannot be loaded
 
@@ -27,6 +29,19 @@ class StageError(StreamsError):
 
 class StageTimeout(StageError):
     """A stage did not finish an event within its ``timeout_seconds``."""
+
+
+class PluginError(StageError):
+    """Raised by a plugin to say "this event failed": the stage's ``on_error`` policy applies.
+
+    Part of the plugin API (``from streams.plugins import PluginError``). Unlike any other
+    exception, its message alone (without the class name) becomes the dead letter's ``error``
+    header, so write it for the person who reads ``headwater dlq list``.
+    """
+
+
+class StageStartError(StreamsError):
+    """A stage's ``start`` (a plugin's ``setup``) failed; the message names the stage and the cause."""
 
 
 class PipelineStopped(StreamsError):

@@ -12,6 +12,10 @@ A stage that takes longer than its ``timeout_seconds`` counts as an error. A ``R
 outcome, or ``headwater.errors.Unavailable`` raised by a stage or a plugin (Redis or Postgres
 is down: mapped once, where they are called), is retried without limit whatever the policy:
 the event is safe in Kafka and the partition waits, as Kafka Streams does for transient errors.
+
+The dead letter's ``error`` is ``"<exception class>: <message>"``, or for a ``PluginError`` the
+plugin's message alone. ``start`` starts every stage before the first event; a stage that
+cannot start raises ``StageStartError`` naming it and the cause (an outage is retried there too).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dataclasses import dataclass, field
 from headwater.errors import Unavailable
 from headwater.runtime.topology import StageSpec
 from streams import telemetry
-from streams.errors import PipelineStopped, StageTimeout
+from streams.errors import PipelineStopped, PluginError, StageStartError, StageTimeout
 from streams.event import PipelineEvent
 from streams.stages.base import DeadLetter, Drop, Ok, Outcome, Retry, Stage
 
@@ -58,6 +62,11 @@ class StageRunner:
 
     def __init__(self, stages: Sequence[tuple[Stage, StageSpec]]) -> None:
         self._stages = stages
+
+    async def start(self) -> None:
+        """Start each stage, in order, before the first event; ``StageStartError`` for the first that fails."""
+        for stage, _ in self._stages:
+            await start_stage(stage)
 
     async def close(self) -> None:
         for stage, _ in self._stages:
@@ -101,7 +110,7 @@ class StageRunner:
             try:
                 outcome = await asyncio.wait_for(stage.process(event), spec.timeout_seconds)
             except Unavailable as exc:
-                await self._back_off(stage, attempt, str(exc))
+                await _back_off(stage, attempt, str(exc))
                 continue
             except TimeoutError:
                 telemetry.STAGE_TIMEOUTS.labels(stage.name).inc()
@@ -117,21 +126,14 @@ class StageRunner:
                     continue
                 return decided
             if isinstance(outcome, Retry):
-                await self._back_off(stage, attempt, outcome.reason)
+                await _back_off(stage, attempt, outcome.reason)
                 continue
             return outcome
 
     @staticmethod
-    async def _back_off(stage: Stage, attempt: int, reason: str) -> None:
-        delay = min(BACKOFF_CAP, BACKOFF_START * 2 ** (attempt - 1))
-        log.warning("stage %s retries in %.1fs: %s", stage.name, delay, reason)
-        telemetry.STAGE_RETRIES.labels(stage.name).inc()
-        await asyncio.sleep(delay)
-
-    @staticmethod
     def _policy(stage: Stage, spec: StageSpec, exc: Exception, attempt: int) -> Outcome | None:
         """The outcome for an exception, or None to retry."""
-        error = f"{type(exc).__name__}: {exc}"
+        error = error_text(exc)
         if spec.on_error == "stop":
             raise PipelineStopped(f"stage {stage.name} failed and its policy is stop: {error}") from exc
         if spec.on_error == "drop":
@@ -140,3 +142,29 @@ class StageRunner:
             log.warning("stage %s failed (attempt %d of %d): %s", stage.name, attempt, MAX_ATTEMPTS, error)
             return None
         return DeadLetter("error", error)
+
+
+def error_text(exc: BaseException) -> str:
+    """How an exception reads in a dead letter's ``error`` header and in start-up errors."""
+    return str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+
+
+async def start_stage(stage: Stage) -> None:
+    """Call the stage's ``start``, retrying an outage; ``StageStartError`` if it fails."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await stage.start()
+            return
+        except Unavailable as exc:
+            await _back_off(stage, attempt, str(exc))
+        except Exception as exc:  # any failure to start stops the worker, named
+            raise StageStartError(f"stage {stage.name} cannot start: {error_text(exc)}") from exc
+
+
+async def _back_off(stage: Stage, attempt: int, reason: str) -> None:
+    delay = min(BACKOFF_CAP, BACKOFF_START * 2 ** (attempt - 1))
+    log.warning("stage %s retries in %.1fs: %s", stage.name, delay, reason)
+    telemetry.STAGE_RETRIES.labels(stage.name).inc()
+    await asyncio.sleep(delay)

@@ -1,10 +1,30 @@
-"""Plugins: the extension point for people who write their own processing.
+"""The plugin API, version 1: everything a plugin author imports, and nothing else.
 
-Import what you need from here: ``from streams.plugins import Event, Plugin, PluginContext``.
-The author guide is docs/plugins.md; ``headwater plugin new NAME`` scaffolds a package.
+    from streams.plugins import Drop, Event, Plugin, PluginConfig, PluginContext, PluginError
+
+``__all__`` is the stable surface (docs/plugins.md, "API v1: what is stable"); the test harness
+is ``streams.plugins.testing``. Modules under ``streams.plugins`` (``api``, ``stage``,
+``registry``, ``kv``) are how the worker runs plugins and may change; import from here.
+``API_VERSION`` changes only when a name here is removed or changes meaning (CHANGELOG.md,
+"Plugin API"); additions keep it.
 """
 
-from streams.plugins.api import Event, NoSettings, Plugin, PluginContext, PluginMetrics
+from streams.errors import PluginError
+from streams.plugins.api import Event, NoSettings, Plugin, PluginConfig, PluginContext, PluginMetrics
 from streams.plugins.kv import KeyValueStore
+from streams.stages.base import Drop
 
-__all__ = ["Event", "KeyValueStore", "NoSettings", "Plugin", "PluginContext", "PluginMetrics"]
+API_VERSION = "1"
+
+__all__ = [
+    "API_VERSION",
+    "Drop",
+    "Event",
+    "KeyValueStore",
+    "NoSettings",
+    "Plugin",
+    "PluginConfig",
+    "PluginContext",
+    "PluginError",
+    "PluginMetrics",
+]

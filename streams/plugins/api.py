@@ -1,23 +1,33 @@
-"""The plugin API: what a plugin author writes against.
+"""The plugin API: what a plugin author writes against (import it from ``streams.plugins``).
 
 A plugin is a class with a typed config model and one method::
 
-    class AddPlan(Plugin[AddPlan.Config]):
+    class AddPlan(Plugin["AddPlan.Config"]):
         name = "add_plan"
 
-        class Config(BaseModel):
+        class Config(PluginConfig):
             plan: str = "free"
 
-        async def process(self, event: Event, ctx: PluginContext) -> Event | None:
+        async def process(self, event: Event, ctx: PluginContext[AddPlan.Config]) -> Event | Drop | None:
             event.properties.setdefault("plan", self.config.plan)
             return event
 
 ``process`` may be ``async def`` or a plain ``def`` (then it runs in a thread pool, so it may
-block). Returning ``None`` drops the event (counted, and recorded as the ingestion warning
-``event_dropped_by_transformation``). Raising, or taking longer than the stage's
-``timeout_seconds``, applies the stage's ``on_error`` policy; a slow plugin never stalls
-other keys for longer than that timeout. The runner calls ``setup`` once before the first
-event and ``close`` once when the worker stops.
+block). It returns the event (changed or not), ``Drop("reason")`` to end it on purpose (counted
+by reason, no warning), or ``None`` to drop it as a transformation would (counted as
+``dropped_by_plugin`` and recorded as the ingestion warning ``event_dropped_by_transformation``).
+Raising ``PluginError`` (or anything else), or taking longer than the stage's
+``timeout_seconds``, applies the stage's ``on_error`` policy; a slow plugin never stalls other
+keys for longer than that timeout.
+
+Life cycle: the worker calls ``setup`` once when it starts, before it consumes (a failing
+``setup`` stops the worker with an error naming the stage), ``process`` per event, and
+``close`` once when it stops (only if ``setup`` succeeded).
+
+``event.set``/``event.set_once`` are the person properties the event sets (wherever the SDK put
+them: top level or ``properties["$set"]``); ``properties`` holds no ``$set``/``$set_once`` while
+a plugin runs. What a plugin leaves there becomes the event's ``$set``/``$set_once``, whether
+the plugin runs before or after ``normalize`` (``streams.stages.normalize.merge_person_updates``).
 """
 
 from __future__ import annotations
@@ -31,12 +41,22 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from streams.plugins.kv import KeyValueStore
+from streams.stages.base import Drop
 
 
-class NoSettings(BaseModel):
-    """The config of a plugin that has no settings."""
+class PluginConfig(BaseModel):
+    """Base of plugin config models: strict (an unknown key is an error) and frozen.
+
+    Field descriptions become the plugin's reference; the topology loader validates the stage's
+    ``config`` against the model before the worker starts and reports each problem as
+    ``file:line:col pipeline.stages[N].config.key: message``.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoSettings(PluginConfig):
+    """The config of a plugin that has no settings (the default ``Plugin.Config``)."""
 
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
@@ -44,7 +64,11 @@ ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 @dataclass
 class Event:
-    """An event as a plugin sees it. Change it in place and return it, or return a new one."""
+    """An event as a plugin sees it. Change it in place and return it, or return a new one.
+
+    ``set``/``set_once``: the person properties this event sets / sets if unset; ``properties``
+    does not contain ``$set``/``$set_once`` (they are these two fields while the plugin runs).
+    """
 
     uuid: str
     event: str
@@ -75,7 +99,7 @@ class PluginContext(Generic[ConfigT]):
 
 
 class Plugin(Generic[ConfigT]):
-    """Base class of plugins. Set ``name`` and ``Config``; implement ``process``."""
+    """Base class of plugins. Set ``name`` and ``Config`` (a ``PluginConfig``); implement ``process``."""
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[BaseModel]] = NoSettings
@@ -85,11 +109,15 @@ class Plugin(Generic[ConfigT]):
         self.ctx = ctx
 
     async def setup(self) -> None:
-        """Called once before the first event (open files, warm caches)."""
+        """Called once when the worker starts, before any event (open files and clients here).
 
-    def process(self, event: Event, ctx: PluginContext[ConfigT]) -> Event | Awaitable[Event | None] | None:
+        Raising stops the worker before it consumes: the error names the stage and the cause.
+        """
+
+    def process(self, event: Event, ctx: PluginContext[ConfigT]
+                ) -> Event | Drop | Awaitable[Event | Drop | None] | None:
         """Transform, enrich or drop one event. See the module docstring."""
         raise NotImplementedError(f"{type(self).__name__}.process")
 
     async def close(self) -> None:
-        """Called once when the worker stops."""
+        """Called once when the worker stops, if ``setup`` succeeded."""

@@ -1,21 +1,35 @@
-"""A plugin as a pipeline stage: converts events in and out, runs sync plugins in threads."""
+"""A plugin as a pipeline stage: converts events in and out, starts the plugin, runs sync plugins in threads.
+
+Person updates: on the way in, the SDK's top-level ``$set``/``$set_once`` are folded into the
+properties (``normalize``'s rule, ``fold_person_updates``) and handed to the plugin as
+``event.set``/``event.set_once``, out of ``properties``; on the way out they are merged back
+into ``properties["$set"]``/``["$set_once"]`` with the same rule. So a plugin sees one person
+update, and what it writes there takes effect whether it runs before or after ``normalize``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from pydantic import BaseModel
 
 from streams import telemetry
+from streams.errors import PluginError, StageError
 from streams.event import PipelineEvent
 from streams.plugins.api import Event, Plugin, PluginContext, PluginMetrics
 from streams.plugins.kv import KeyValueStore
 from streams.stages.base import Drop, Ok, Outcome
+from streams.stages.normalize import fold_person_updates, merge_person_updates
+
+DROP_REASON = re.compile(r"[a-z][a-z0-9_]{0,63}")
+"""A plugin's ``Drop`` reason is a metric label: a fixed snake_case word ..."""
+MAX_DROP_REASONS = 32
+"""... and one plugin has a few of them, not one per user or per value."""
 
 
 class StageMetrics:
@@ -26,30 +40,40 @@ class StageMetrics:
         telemetry.PLUGIN_EVENTS.labels(self._stage, name).inc(amount)
 
 
+def _take(props: dict[str, Any], key: str) -> dict[str, Any]:
+    value = props.get(key)
+    if not isinstance(value, dict):
+        return {}
+    del props[key]
+    return value
+
+
 def to_plugin_event(event: PipelineEvent) -> Event:
+    """The event as a plugin sees it. Moves the person updates out of ``event.properties``
+    (``apply_plugin_event`` puts them back)."""
     raw = event.raw
+    fold_person_updates(event)
+    props = event.properties
     return Event(
-        uuid=raw["uuid"], event=raw["event"], distinct_id=raw["distinct_id"], properties=event.properties,
+        uuid=raw["uuid"], event=raw["event"], distinct_id=raw["distinct_id"], properties=props,
         timestamp=datetime.fromtimestamp(raw["timestamp"] / 1_000_000, tz=UTC), team_id=event.team_id,
-        ip=raw["ip"], set=orjson.loads(raw["set"]) if raw["set"] else {},
-        set_once=orjson.loads(raw["set_once"]) if raw["set_once"] else {},
+        ip=raw["ip"], set=_take(props, "$set"), set_once=_take(props, "$set_once"),
     )
 
 
 def apply_plugin_event(event: PipelineEvent, result: Event) -> None:
-    """Write what the plugin changed back into the pipeline event."""
+    """Write what the plugin returned back into the pipeline event."""
     raw = event.raw
     raw["event"] = result.event
     raw["distinct_id"] = result.distinct_id
     raw["timestamp"] = int(result.timestamp.timestamp() * 1_000_000)
-    raw["set"] = orjson.dumps(result.set).decode() if result.set else None
-    raw["set_once"] = orjson.dumps(result.set_once).decode() if result.set_once else None
     raw["ip"] = result.ip
+    merge_person_updates(result.properties, result.set, result.set_once)
     event.properties = result.properties
 
 
 class PluginStage:
-    """Runs ``plugin`` on every event; ``None`` drops it with a warning."""
+    """Runs ``plugin`` on every event: an ``Event`` passes, ``Drop`` ends it, ``None`` drops it with a warning."""
 
     def __init__(self, name: str, plugin_cls: type[Plugin[Any]], config: BaseModel, kv: KeyValueStore,
                  metrics: PluginMetrics | None = None) -> None:
@@ -62,8 +86,10 @@ class PluginStage:
         self._is_async = inspect.iscoroutinefunction(self.plugin.process)
         self._ready = False
         self._setup_lock = asyncio.Lock()
+        self._reasons: set[str] = set()  # Drop reasons already checked
 
-    async def _ensure_setup(self) -> None:
+    async def start(self) -> None:
+        """The plugin's ``setup``, once (``StageRunner.start`` calls it before the first event)."""
         async with self._setup_lock:  # one setup, even if events arrive while it runs
             if not self._ready:
                 await self.plugin.setup()
@@ -71,19 +97,37 @@ class PluginStage:
 
     async def process(self, event: PipelineEvent) -> Outcome:
         if not self._ready:
-            await self._ensure_setup()
+            raise StageError(f"plugin stage {self.name} was not started (StageRunner.start runs its setup)")
         incoming = to_plugin_event(event)
-        if self._is_async:
-            result = await self.plugin.process(incoming, self.context)  # type: ignore[misc]
-        else:
-            result = await asyncio.to_thread(self.plugin.process, incoming, self.context)
+        try:
+            if self._is_async:
+                result = await self.plugin.process(incoming, self.context)  # type: ignore[misc]
+            else:
+                result = await asyncio.to_thread(self.plugin.process, incoming, self.context)
+        except BaseException:
+            # the event may be tried again (retry, a timeout, an outage): give its person updates back
+            merge_person_updates(event.properties, incoming.set, incoming.set_once)
+            raise
         if result is None:
             event.warn("event_dropped_by_transformation", key=self.name, stage=self.name)
             return Drop("dropped_by_plugin")
+        if isinstance(result, Drop):
+            return self._checked(result)
         if not isinstance(result, Event):
-            raise TypeError(f"plugin {self.name} returned {type(result).__name__}, not an Event or None")
+            raise PluginError(f"plugin {self.name} returned {type(result).__name__}, not an Event, a Drop or None")
         apply_plugin_event(event, result)
         return Ok(event)
 
+    def _checked(self, drop: Drop) -> Drop:
+        if drop.reason not in self._reasons:
+            if not DROP_REASON.fullmatch(drop.reason) or len(self._reasons) >= MAX_DROP_REASONS:
+                raise PluginError(f"plugin {self.name} dropped an event with reason {drop.reason!r}: a reason is a "
+                                  f"metric label, a fixed snake_case word (at most 64 characters, "
+                                  f"{MAX_DROP_REASONS} per plugin)")
+            self._reasons.add(drop.reason)
+        return drop
+
     async def close(self) -> None:
-        await self.plugin.close()
+        if self._ready:
+            self._ready = False
+            await self.plugin.close()

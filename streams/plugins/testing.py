@@ -8,8 +8,10 @@
         assert out is not None and out.properties["plan"] == "pro"
 
 The harness runs the plugin through the same adapter the worker uses (config validation,
-sync plugins in a thread, ``None`` = dropped), with an in-memory key-value store and
-metrics you can read back (``harness.counts``).
+``setup`` before the first event, sync plugins in a thread, person updates in ``set``/
+``set_once``, ``Drop`` and ``None``), with an in-memory key-value store and what the plugin
+recorded to read back: ``counts`` (``ctx.metrics.count``), ``dropped`` (drop reasons) and
+``warnings`` (ingestion warning types). Part of plugin API v1 (docs/plugins.md).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from streams.plugins.api import Event, Plugin
 from streams.plugins.kv import MemoryKeyValue
 from streams.plugins.registry import resolve_plugin
 from streams.plugins.stage import PluginStage, to_plugin_event
-from streams.stages.base import Ok
+from streams.runner import start_stage
+from streams.stages.base import Drop, Ok
 
 __all__ = ["PluginHarness", "make_event"]
 
@@ -45,18 +48,25 @@ def make_event(
     uuid: str | None = None,
     team_id: int = 1,
     ip: str | None = None,
+    set: Mapping[str, Any] | None = None,
+    set_once: Mapping[str, Any] | None = None,
 ) -> Event:
     """An event as a plugin receives it."""
     return Event(
         uuid=uuid or str(uuidlib.uuid4()), event=event, distinct_id=distinct_id,
         properties=dict(properties or {}), timestamp=timestamp or datetime.now(UTC), team_id=team_id, ip=ip,
+        set=dict(set or {}), set_once=dict(set_once or {}),
     )
 
 
-def _pipeline_event(event: Event | Mapping[str, Any]) -> PipelineEvent:
-    if not isinstance(event, Event):
-        event = make_event(str(event.get("event", "test_event")), str(event.get("distinct_id", "user-1")),
-                           event.get("properties"), uuid=event.get("uuid"))
+def _from_sdk(event: Mapping[str, Any]) -> Event:
+    """An event in the SDK's shape: ``event``, ``distinct_id``, ``properties``, ``uuid``, ``$set``, ``$set_once``."""
+    return make_event(str(event.get("event", "test_event")), str(event.get("distinct_id", "user-1")),
+                      event.get("properties"), uuid=event.get("uuid"), set=event.get("$set"),
+                      set_once=event.get("$set_once"))
+
+
+def _pipeline_event(event: Event) -> PipelineEvent:
     micros = int(event.timestamp.timestamp() * 1_000_000)
     raw = RawEvent(
         uuid=event.uuid, event=event.event, distinct_id=event.distinct_id, token=TEST_TOKEN, timestamp=micros,
@@ -79,7 +89,13 @@ class _Recorder:
 
 
 class PluginHarness:
-    """Runs one plugin (a class, a registered name or an import path) with a config dict."""
+    """Runs one plugin (a class, a registered name or an import path) with a config dict.
+
+    A config the plugin's ``Config`` refuses raises pydantic's ``ValidationError`` here; an
+    exception the plugin raises comes out of ``run`` (in the worker, the stage's ``on_error``
+    would apply); a failing ``setup`` comes out of ``start`` (or the first ``run``) as
+    ``StageStartError``, the error that stops the worker.
+    """
 
     def __init__(self, plugin: type[Plugin[Any]] | str, config: Mapping[str, Any] | None = None,
                  stage: str = "test") -> None:
@@ -88,20 +104,33 @@ class PluginHarness:
         self._metrics = _Recorder()
         self.stage = PluginStage(stage, plugin_cls, plugin_cls.Config.model_validate(dict(config or {})), self.kv,
                                  self._metrics)
+        self._started = False
         self.warnings: list[str] = []
+        """The ingestion warning types the events got (``event_dropped_by_transformation`` for ``None``)."""
+        self.dropped: list[str] = []
+        """The reason of every event dropped: the plugin's ``Drop`` reason, ``dropped_by_plugin`` for ``None``."""
 
     @property
     def counts(self) -> Counter[str]:
         """What the plugin counted with ``ctx.metrics.count``."""
         return self._metrics.counts
 
+    async def start(self) -> None:
+        """Start the plugin as the worker does (its ``setup``); ``run`` calls it first if you do not."""
+        if not self._started:
+            await start_stage(self.stage)
+            self._started = True
+
     async def run(self, *events: Event | Mapping[str, Any]) -> list[Event | None]:
-        """Each event through the plugin, in order: the event it returned, or None if it dropped it."""
+        """Each event through the plugin, in order: the event as the next stage sees it, or None if dropped."""
+        await self.start()
         out: list[Event | None] = []
         for event in events:
-            pipeline_event = _pipeline_event(event)
+            pipeline_event = _pipeline_event(event if isinstance(event, Event) else _from_sdk(event))
             outcome = await self.stage.process(pipeline_event)
             self.warnings += [w.type for w in pipeline_event.warnings]
+            if isinstance(outcome, Drop):
+                self.dropped.append(outcome.reason)
             out.append(to_plugin_event(pipeline_event) if isinstance(outcome, Ok) else None)
         return out
 

@@ -7,17 +7,23 @@ that takes longer than its ``timeout_seconds``, is treated as the stage's declar
 ``on_error`` policy (see ``streams.runner``); ``headwater.errors.Unavailable`` (Redis or
 Postgres is down) is retried like ``Retry``. Stages may add ingestion warnings with
 ``event.warn(...)``.
+
+Life cycle: the runner calls ``start`` once, before the first event (the worker's pipeline
+agent before it consumes, ``topology test`` before its cases), then ``process`` per event,
+then ``close`` once when the worker stops.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from headwater.runtime.projects import Project
 from streams.event import PipelineEvent
-from streams.plugins.kv import KeyValueStore
+
+if TYPE_CHECKING:  # at run time the plugin API (streams.plugins) imports this module, not the reverse
+    from streams.plugins.kv import KeyValueStore
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,12 @@ class Ok:
 
 @dataclass(frozen=True)
 class Drop:
+    """The event ends here on purpose: counted as ``headwater_stream_events_dropped_total{stage, reason}``.
+
+    ``reason`` is a metric label: a fixed snake_case word (``sampled_out``, ``bot``), never
+    per-event data. Plugins return it too (``from streams.plugins import Drop``).
+    """
+
     reason: str
 
 
@@ -67,10 +79,13 @@ class StageResources:
 
 
 class BaseStage:
-    """A base for stages that hold no resources: keeps the name, has nothing to close."""
+    """A base for stages that hold no resources: keeps the name, nothing to start or close."""
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    async def start(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None
@@ -82,9 +97,16 @@ class Stage(Protocol):
     ``process`` must be quick and async (slow per-event work stalls the partition and
     triggers rebalances). Raising, or passing the stage's timeout, means "apply my
     ``on_error`` policy". ``close`` is called once when the worker stops.
+
+    ``start`` (``BaseStage`` has one that does nothing) is called once by ``StageRunner.start``
+    before the first event; its raising stops the worker before it consumes anything
+    (``StageStartError``). Open files and clients there, so that a bad path or a refused login
+    fails at start instead of dead-lettering events.
     """
 
     name: str
+
+    async def start(self) -> None: ...
 
     async def process(self, event: PipelineEvent) -> Outcome: ...
 

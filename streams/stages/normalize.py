@@ -1,9 +1,13 @@
 """``normalize``: PostHog's property rules before persons (REFERENCE §4, Normalize).
 
-Top-level ``$set``/``$set_once`` move into properties; ``$ip`` is set from the client address
-(unless present); ``sent_at`` is copied to ``$sent_at``; for events that process persons, the
-keys below present on the event are added to ``$set`` (unless set explicitly) and as
-``$initial_<key>`` to ``$set_once``.
+Top-level ``$set``/``$set_once`` move into properties (``fold_person_updates``); ``$ip`` is set
+from the client address (unless present); ``sent_at`` is copied to ``$sent_at``; for events
+that process persons, the keys below present on the event are added to ``$set`` (unless set
+explicitly) and as ``$initial_<key>`` to ``$set_once``.
+
+``merge_person_updates`` is the one rule for how an event's person updates combine: the plugin
+adapter (``streams.plugins.stage``) applies it too, so a plugin's ``event.set`` takes effect
+wherever the plugin runs, before or after this stage.
 """
 
 from __future__ import annotations
@@ -30,11 +34,33 @@ def _iso(micros: int) -> str:
     return datetime.fromtimestamp(micros / 1_000_000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def _merge(props: dict[str, Any], key: str, encoded: str | None) -> None:
-    if not encoded:
-        return
-    current = props.get(key)
-    props[key] = {**(current if isinstance(current, dict) else {}), **orjson.loads(encoded)}
+def merge_person_updates(props: dict[str, Any], set_: dict[str, Any], set_once: dict[str, Any]) -> None:
+    """Merge ``set_``/``set_once`` over ``props["$set"]``/``props["$set_once"]``; their keys win.
+
+    PostHog's rule for an event's top-level ``$set`` against ``properties.$set``. Empty updates
+    leave ``props`` as it is; a ``$set`` property that is not an object is replaced.
+    """
+    for key, update in (("$set", set_), ("$set_once", set_once)):
+        if update:
+            current = props.get(key)
+            props[key] = {**current, **update} if isinstance(current, dict) else dict(update)
+
+
+def _decoded(encoded: str | None) -> dict[str, Any]:
+    value = orjson.loads(encoded) if encoded else None
+    return value if isinstance(value, dict) else {}
+
+
+def fold_person_updates(event: PipelineEvent) -> None:
+    """Move the event's top-level ``$set``/``$set_once`` into its properties, then clear them.
+
+    Idempotent: once folded, the raw fields are empty, so folding again (normalize after a
+    plugin stage did it, a retried stage) changes nothing.
+    """
+    raw = event.raw
+    if raw["set"] or raw["set_once"]:
+        merge_person_updates(event.properties, _decoded(raw["set"]), _decoded(raw["set_once"]))
+        raw["set"] = raw["set_once"] = None
 
 
 def _initial_name(key: str) -> str:
@@ -43,9 +69,8 @@ def _initial_name(key: str) -> str:
 
 class Normalize(BaseStage):
     async def process(self, event: PipelineEvent) -> Outcome:
+        fold_person_updates(event)
         raw, props = event.raw, event.properties
-        _merge(props, "$set", raw["set"])
-        _merge(props, "$set_once", raw["set_once"])
         if raw["ip"] and "$ip" not in props:
             props["$ip"] = raw["ip"]
         if raw["sent_at"] is not None and "$sent_at" not in props:

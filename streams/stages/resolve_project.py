@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from streams.event import PipelineEvent
-from streams.stages.base import Drop, Ok, Outcome, ProjectLookup, StageResources
+from streams.stages.base import BaseStage, Drop, Ok, Outcome, ProjectLookup, StageResources
 from streams.stages.registry import NoConfig, register_stage
 
 
-class ResolveProject:
+class ResolveProject(BaseStage):
     def __init__(self, name: str, projects: ProjectLookup) -> None:
-        self.name = name
+        super().__init__(name)
         self._projects = projects
 
     async def process(self, event: PipelineEvent) -> Outcome:
@@ -21,9 +21,6 @@ class ResolveProject:
         event.team_id = project.id
         event.project = project
         return Ok(event)
-
-    async def close(self) -> None:
-        return None
 
 
 def _build(name: str, _config: Any, resources: StageResources) -> ResolveProject:

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
-import logging
 import re
 import textwrap
 import uuid as uuidlib
-from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import yaml
-from mmdb_writer import MMDBWriter
-from netaddr import IPSet  # type: ignore[import-untyped]
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
@@ -25,9 +19,9 @@ from headwater.errors import TopologyError
 from headwater.runtime.topology import StageSpec, load_topology
 from schemas.events import RawEvent
 from streams.components import component_problems, stage_type
-from streams.errors import StageError
+from streams.errors import PluginError, StageStartError
 from streams.event import PipelineEvent
-from streams.plugins.api import Event, Plugin, PluginContext
+from streams.plugins import Event, Plugin, PluginConfig
 from streams.plugins.builtin import BUILTIN
 from streams.plugins.builtin.bot_filter import BotFilter
 from streams.plugins.builtin.event_rules import EventRules, Match, Rule
@@ -37,9 +31,11 @@ from streams.plugins.builtin.sampling import Sampling, bucket
 from streams.plugins.builtin.user_agent import UserAgent, describe
 from streams.plugins.kv import MemoryKeyValue
 from streams.plugins.registry import resolve_plugin
+from streams.plugins.testing import PluginHarness, make_event
 from streams.stages.base import Ok, StageResources
 from streams.stages.registry import StageType
 from tests.conftest import ROOT
+from tests.fixtures.geoip import write_city_db
 
 CHROME_MAC = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/120.0.0.0 Safari/537.36")
@@ -60,43 +56,27 @@ HEADLESS = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gec
             "Safari/537.36")
 
 
-# --- a tiny harness: the plugin, its context and counted metrics, no services -----------------------------------
+# --- through the plugin harness (the worker's adapter), no services ----------------------------------------------
 
 
-class Metrics:
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-
-    def count(self, name: str, amount: float = 1.0) -> None:
-        self.counts[name] += int(amount)
+def harness(plugin_cls: type[Plugin[Any]], **config: Any) -> PluginHarness:
+    return PluginHarness(plugin_cls, config)
 
 
-class Harness:
-    def __init__(self, plugin_cls: type[Plugin[Any]], **config: Any) -> None:
-        self.metrics = Metrics()
-        validated = plugin_cls.Config.model_validate(config)
-        self.ctx: PluginContext[Any] = PluginContext(config=validated, stage="test", log=logging.getLogger("test"),
-                                                     kv=MemoryKeyValue(), metrics=self.metrics)
-        self.plugin = plugin_cls(validated, self.ctx)
-
-    async def run(self, event: Event) -> Event | None:
-        result = self.plugin.process(event, self.ctx)
-        return await result if inspect.isawaitable(result) else result
-
-    async def passed(self, event: Event) -> Event:
-        """The event the plugin returned; fails the test if it dropped it."""
-        out = await self.run(event)
-        assert out is not None, "the plugin dropped the event"
-        return out
-
-    async def props(self, **properties: Any) -> dict[str, Any]:
-        return (await self.passed(make_event(properties=properties))).properties
+async def passed(plugin: PluginHarness, event: Event) -> Event:
+    """The event the plugin passed on; fails the test if it dropped it."""
+    [out] = await plugin.run(event)
+    assert out is not None, f"the plugin dropped the event ({plugin.dropped[-1]})"
+    return out
 
 
-def make_event(event: str = "$pageview", distinct_id: str = "user-1", properties: dict[str, Any] | None = None,
-               **fields: Any) -> Event:
-    return Event(uuid=fields.pop("uuid", str(uuidlib.uuid4())), event=event, distinct_id=distinct_id,
-                 properties=dict(properties or {}), timestamp=datetime(2026, 1, 1, tzinfo=UTC), team_id=1, **fields)
+async def props(plugin: PluginHarness, **properties: Any) -> dict[str, Any]:
+    return (await passed(plugin, make_event("$pageview", properties=properties))).properties
+
+
+async def kept(plugin: PluginHarness, event: Event) -> bool:
+    [out] = await plugin.run(event)
+    return out is not None
 
 
 def config_error(plugin_cls: type[Plugin[Any]], **config: Any) -> str:
@@ -109,8 +89,8 @@ def config_error(plugin_cls: type[Plugin[Any]], **config: Any) -> str:
 
 
 async def test_user_agent_sets_browser_os_and_device_type() -> None:
-    props = await Harness(UserAgent).props(**{"$raw_user_agent": CHROME_MAC})
-    assert props == {"$raw_user_agent": CHROME_MAC, "$browser": "Chrome", "$browser_version": 120.0,
+    found = await props(harness(UserAgent), **{"$raw_user_agent": CHROME_MAC})
+    assert found == {"$raw_user_agent": CHROME_MAC, "$browser": "Chrome", "$browser_version": 120.0,
                      "$os": "Mac OS X", "$os_version": "10.15.7", "$device_type": "Desktop"}
 
 
@@ -122,32 +102,32 @@ async def test_user_agent_sets_browser_os_and_device_type() -> None:
     (EDGE_WINDOWS, "Microsoft Edge", "Windows", "Desktop"),
 ])
 async def test_user_agent_devices_and_posthog_names(ua: str, browser: str, os: str, device_type: str) -> None:
-    props = await Harness(UserAgent).props(**{"$raw_user_agent": ua})
-    assert (props["$browser"], props["$os"], props["$device_type"]) == (browser, os, device_type)
+    found = await props(harness(UserAgent), **{"$raw_user_agent": ua})
+    assert (found["$browser"], found["$os"], found["$device_type"]) == (browser, os, device_type)
 
 
 async def test_user_agent_keeps_what_the_sdk_set_unless_overwrite() -> None:
     given = {"$raw_user_agent": CHROME_MAC, "$browser": "Arc", "$device_type": "Desktop"}
-    kept = await Harness(UserAgent).props(**given)
-    assert (kept["$browser"], kept["$os"]) == ("Arc", "Mac OS X")
-    replaced = await Harness(UserAgent, overwrite=True).props(**given)
+    untouched = await props(harness(UserAgent), **given)
+    assert (untouched["$browser"], untouched["$os"]) == ("Arc", "Mac OS X")
+    replaced = await props(harness(UserAgent, overwrite=True), **given)
     assert replaced["$browser"] == "Chrome"
 
 
 async def test_user_agent_leaves_bots_missing_and_unknown_user_agents_alone() -> None:
-    harness = Harness(UserAgent)
-    assert await harness.props(**{"$raw_user_agent": GOOGLEBOT}) == {"$raw_user_agent": GOOGLEBOT}
-    assert await harness.props(**{"$raw_user_agent": "???"}) == {"$raw_user_agent": "???"}
-    assert await harness.props(**{"$raw_user_agent": 42}) == {"$raw_user_agent": 42}
-    assert await harness.props(other=1) == {"other": 1}
+    plugin = harness(UserAgent)
+    assert await props(plugin, **{"$raw_user_agent": GOOGLEBOT}) == {"$raw_user_agent": GOOGLEBOT}
+    assert await props(plugin, **{"$raw_user_agent": "???"}) == {"$raw_user_agent": "???"}
+    assert await props(plugin, **{"$raw_user_agent": 42}) == {"$raw_user_agent": 42}
+    assert await props(plugin, other=1) == {"other": 1}
 
 
 async def test_user_agent_reads_the_configured_property_and_caches_parses() -> None:
-    harness = Harness(UserAgent, source_property="ua")
-    await harness.props(ua=SAFARI_IPHONE)
+    plugin = harness(UserAgent, source_property="ua")
+    await props(plugin, ua=SAFARI_IPHONE)
     hits = describe.cache_info().hits
-    props = await harness.props(ua=SAFARI_IPHONE)
-    assert props["$os_version"] == "17.1"
+    found = await props(plugin, ua=SAFARI_IPHONE)
+    assert found["$os_version"] == "17.1"
     assert describe.cache_info().hits == hits + 1
 
 
@@ -158,86 +138,70 @@ def test_user_agent_config_errors() -> None:
 
 # --- geoip --------------------------------------------------------------------------------------------------------
 
-BERLIN = {
-    "city": {"names": {"en": "Berlin", "de": "Berlin"}},
-    "continent": {"code": "EU", "names": {"en": "Europe"}},
-    "country": {"iso_code": "DE", "names": {"en": "Germany", "de": "Deutschland"}},
-    "location": {"latitude": 52.52, "longitude": 13.405, "accuracy_radius": 20, "time_zone": "Europe/Berlin"},
-    "postal": {"code": "10115"},
-    "subdivisions": [{"iso_code": "BE", "names": {"en": "Land Berlin"}}],
-}
-PARIS = {"city": {"names": {"en": "Paris"}}, "country": {"iso_code": "FR", "names": {"en": "France"}},
-         "location": {"latitude": 48.85, "longitude": 2.35, "time_zone": "Europe/Paris"}}
-
 
 @pytest.fixture(scope="module")
 def city_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A GeoLite2-City-shaped database: 1.2.3.0/24 is Berlin, 2001:db8::/32 is Paris."""
-    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-City", languages=["en"],
-                        description="headwater test")
-    writer.insert_network(IPSet(["1.2.3.0/24"]), BERLIN)
-    writer.insert_network(IPSet(["2001:db8::/32"]), PARIS)
-    path = tmp_path_factory.mktemp("geoip") / "city.mmdb"
-    writer.to_db_file(str(path))
-    return path
+    return write_city_db(tmp_path_factory.mktemp("geoip") / "city.mmdb")
 
 
-async def _geoip(db: Path, **config: Any) -> Harness:
-    harness = Harness(GeoIP, database_path=str(db), **config)
-    await harness.plugin.setup()
-    return harness
+BERLIN = {
+    "$geoip_city_name": "Berlin", "$geoip_country_name": "Germany", "$geoip_country_code": "DE",
+    "$geoip_continent_name": "Europe", "$geoip_continent_code": "EU", "$geoip_postal_code": "10115",
+    "$geoip_latitude": 52.52, "$geoip_longitude": 13.405, "$geoip_accuracy_radius": 20,
+    "$geoip_time_zone": "Europe/Berlin", "$geoip_subdivision_1_code": "BE",
+    "$geoip_subdivision_1_name": "Land Berlin",
+}
 
 
 async def test_geoip_sets_event_and_person_properties(city_db: Path) -> None:
-    harness = await _geoip(city_db)
-    out = await harness.passed(make_event(properties={"$ip": "1.2.3.4"}))
-    expected = {
-        "$geoip_city_name": "Berlin", "$geoip_country_name": "Germany", "$geoip_country_code": "DE",
-        "$geoip_continent_name": "Europe", "$geoip_continent_code": "EU", "$geoip_postal_code": "10115",
-        "$geoip_latitude": 52.52, "$geoip_longitude": 13.405, "$geoip_accuracy_radius": 20,
-        "$geoip_time_zone": "Europe/Berlin", "$geoip_subdivision_1_code": "BE",
-        "$geoip_subdivision_1_name": "Land Berlin",
-    }
-    assert out.properties == {"$ip": "1.2.3.4", **expected}
-    assert out.set == expected
-    assert out.set_once == {k.replace("$geoip_", "$initial_geoip_"): v for k, v in expected.items()}
-    await harness.plugin.close()
+    plugin = harness(GeoIP, database_path=str(city_db))
+    out = await passed(plugin, make_event(properties={"$ip": "1.2.3.4"}))
+    assert out.properties == {"$ip": "1.2.3.4", **BERLIN}
+    assert out.set == BERLIN
+    assert out.set_once == {k.replace("$geoip_", "$initial_geoip_"): v for k, v in BERLIN.items()}
+    await plugin.close()
 
 
 async def test_geoip_ipv6_mapped_addresses_the_capture_ip_and_language(city_db: Path) -> None:
-    harness = await _geoip(city_db, language="de", set_person_properties=False)
-    paris = await harness.props(**{"$ip": "2001:db8::1"})
+    plugin = harness(GeoIP, database_path=str(city_db), language="de", set_person_properties=False)
+    paris = await props(plugin, **{"$ip": "2001:db8::1"})
     assert (paris["$geoip_country_code"], paris["$geoip_time_zone"]) == ("FR", "Europe/Paris")
     assert "$geoip_country_name" not in paris  # the record has no German name
-    mapped = await harness.props(**{"$ip": "::ffff:1.2.3.9"})
+    mapped = await props(plugin, **{"$ip": "::ffff:1.2.3.9"})
     assert mapped["$geoip_country_name"] == "Deutschland"
-    from_capture = await harness.passed(make_event(ip="1.2.3.4"))
+    from_capture = await passed(plugin, make_event(ip="1.2.3.4"))
     assert from_capture.properties["$geoip_city_name"] == "Berlin"
     assert (from_capture.set, from_capture.set_once) == ({}, {})
 
 
 async def test_geoip_skips_misses_bad_addresses_and_geoip_disable(city_db: Path) -> None:
-    harness = await _geoip(city_db)
-    for props in ({"$ip": "9.9.9.9"}, {"$ip": "not an ip"}, {"$ip": "1.2.3.4", "$geoip_disable": True}, {}):
-        out = await harness.passed(make_event(properties=props))
-        assert (out.properties, out.set, out.set_once) == (props, {}, {})
+    plugin = harness(GeoIP, database_path=str(city_db))
+    for given in ({"$ip": "9.9.9.9"}, {"$ip": "not an ip"}, {"$ip": "1.2.3.4", "$geoip_disable": True}, {}):
+        out = await passed(plugin, make_event(properties=given))
+        assert (out.properties, out.set, out.set_once) == (given, {}, {})
 
 
 async def test_geoip_keeps_person_properties_the_event_sets(city_db: Path) -> None:
-    harness = await _geoip(city_db)
-    event = make_event(properties={"$ip": "1.2.3.4"}, set={"$geoip_city_name": "Potsdam"})
-    out = await harness.passed(event)
-    assert (out.set["$geoip_city_name"], out.properties["$geoip_city_name"]) == ("Potsdam", "Berlin")
+    plugin = harness(GeoIP, database_path=str(city_db))
+    top_level = await passed(plugin, make_event(properties={"$ip": "1.2.3.4"}, set={"$geoip_city_name": "Potsdam"}))
+    assert (top_level.set["$geoip_city_name"], top_level.properties["$geoip_city_name"]) == ("Potsdam", "Berlin")
+    # the SDK may put the person update in properties instead: it is the same update
+    in_properties = await passed(plugin, make_event(properties={"$ip": "1.2.3.4", "$set": {"$geoip_city_name": "X"}}))
+    assert (in_properties.set["$geoip_city_name"], in_properties.set["$geoip_country_code"]) == ("X", "DE")
 
 
-async def test_geoip_setup_names_a_missing_or_invalid_database(tmp_path: Path) -> None:
+async def test_geoip_cannot_start_without_its_database(tmp_path: Path) -> None:
     missing = tmp_path / "nope.mmdb"
-    with pytest.raises(StageError, match=f"database_path {re.escape(str(missing))} does not exist"):
-        await Harness(GeoIP, database_path=str(missing)).plugin.setup()
+    plugin = PluginHarness(GeoIP, {"database_path": str(missing)}, stage="geo")
+    with pytest.raises(StageStartError, match=f"^stage geo cannot start: database_path {re.escape(str(missing))} "
+                                              "does not exist$") as caught:
+        await plugin.start()
+    assert isinstance(caught.value.__cause__, PluginError)
     garbage = tmp_path / "garbage.mmdb"
     garbage.write_bytes(b"not a database")
-    with pytest.raises(StageError, match=r"cannot open database_path .*garbage\.mmdb"):
-        await Harness(GeoIP, database_path=str(garbage)).plugin.setup()
+    with pytest.raises(StageStartError, match=r"cannot open database_path .*garbage\.mmdb as a MaxMind database"):
+        await harness(GeoIP, database_path=str(garbage)).run(make_event(properties={"$ip": "1.2.3.4"}))
 
 
 def test_geoip_config_errors() -> None:
@@ -253,28 +217,30 @@ def _sha(salt: str, text: str) -> str:
 
 
 async def test_property_filter_drops_by_name_and_glob() -> None:
-    harness = Harness(PropertyFilter, drop=["password", "secret_*"])
-    props = await harness.props(password="x", secret_a=1, secret_b=2, secrets=3, page="/")
-    assert props == {"secrets": 3, "page": "/"}
+    found = await props(harness(PropertyFilter, drop=["password", "secret_*"]), password="x", secret_a=1,
+                        secret_b=2, secrets=3, page="/")
+    assert found == {"secrets": 3, "page": "/"}
 
 
 async def test_property_filter_keep_keeps_posthog_properties_unless_told_not_to() -> None:
-    given = {"plan": "pro", "page": "/", "email": "a@b.c", "$browser": "Chrome", "$set": {"email": "a@b.c"}}
-    kept = await Harness(PropertyFilter, keep=["p*"]).props(**given)
-    assert kept == {"plan": "pro", "page": "/", "$browser": "Chrome", "$set": {}}
-    strict = await Harness(PropertyFilter, keep=["plan", "email"], keep_posthog_properties=False).props(**given)
-    assert strict == {"plan": "pro", "email": "a@b.c", "$set": {"email": "a@b.c"}}
+    given = make_event(properties={"plan": "pro", "page": "/", "email": "a@b.c", "$browser": "Chrome",
+                                   "$set": {"email": "a@b.c", "$os": "iOS"}})
+    loose = await passed(harness(PropertyFilter, keep=["p*"]), given)
+    assert (loose.properties, loose.set) == ({"plan": "pro", "page": "/", "$browser": "Chrome"}, {"$os": "iOS"})
+    strict = await passed(harness(PropertyFilter, keep=["plan", "email"], keep_posthog_properties=False), given)
+    assert (strict.properties, strict.set) == ({"plan": "pro", "email": "a@b.c"}, {"email": "a@b.c"})
 
 
 async def test_property_filter_hashes_event_and_person_properties_and_the_distinct_id() -> None:
-    harness = Harness(PropertyFilter, hash=["email", "*_id"], salt="pepper", hash_distinct_id=True)
+    plugin = harness(PropertyFilter, hash=["email", "*_id"], salt="pepper", hash_distinct_id=True)
     event = make_event(distinct_id="user-1", properties={
         "email": "a@b.c", "org_id": 42, "tags": None, "page": "/", "$set_once": {"email": "a@b.c"}},
         set={"email": "a@b.c", "name": "A"})
-    out = await harness.passed(event)
+    out = await passed(plugin, event)
     assert out.properties == {"email": _sha("pepper", "a@b.c"), "org_id": _sha("pepper", "42"), "tags": None,
-                              "page": "/", "$set_once": {"email": _sha("pepper", "a@b.c")}}
+                              "page": "/"}
     assert out.set == {"email": _sha("pepper", "a@b.c"), "name": "A"}
+    assert out.set_once == {"email": _sha("pepper", "a@b.c")}
     assert out.distinct_id == _sha("pepper", "user-1")
 
 
@@ -290,19 +256,19 @@ def test_property_filter_config_errors() -> None:
 
 
 async def test_event_rules_first_matching_rule_wins() -> None:
-    harness = Harness(EventRules, rules=[
+    plugin = harness(EventRules, rules=[
         {"match": {"event": "$pageview", "property": {"$current_url": "https://x.test/health"}}, "action": "drop"},
         {"match": {"event": "legacy_*"}, "action": "rename", "rename_to": "modern"},
         {"match": {"event": "legacy_signup"}, "action": "drop"},
         {"match": {"property": {"internal": True}}, "action": "drop"},
     ])
-    assert await harness.run(make_event("$pageview", properties={"$current_url": "https://x.test/health"})) is None
-    kept = await harness.passed(make_event("$pageview", properties={"$current_url": "https://x.test/"}))
-    assert kept.event == "$pageview"
-    assert (await harness.passed(make_event("legacy_signup"))).event == "modern"
-    assert await harness.run(make_event("anything", properties={"internal": True})) is None
-    untouched = await harness.passed(make_event("anything", properties={"internal": False}))
-    assert untouched.event == "anything"
+    assert not await kept(plugin, make_event("$pageview", properties={"$current_url": "https://x.test/health"}))
+    untouched = await passed(plugin, make_event("$pageview", properties={"$current_url": "https://x.test/"}))
+    assert untouched.event == "$pageview"
+    assert (await passed(plugin, make_event("legacy_signup"))).event == "modern"
+    assert not await kept(plugin, make_event("anything", properties={"internal": True}))
+    assert (await passed(plugin, make_event("anything", properties={"internal": False}))).event == "anything"
+    assert (plugin.dropped, plugin.warnings) == (["rule", "rule"], [])  # a rule's drop is meant: no warning
 
 
 def test_event_rules_config_errors() -> None:
@@ -321,29 +287,29 @@ def test_event_rules_config_errors() -> None:
 
 @pytest.mark.parametrize("ua", [GOOGLEBOT, HEADLESS, "curl/8.4.0", "python-requests/2.31", "Go-http-client/1.1",
                                 "Mozilla/5.0 (compatible; UptimeRobot/2.0)", "Chrome-Lighthouse"])
-async def test_bot_filter_drops_and_counts_bots(ua: str) -> None:
-    harness = Harness(BotFilter)
-    assert await harness.run(make_event(properties={"$raw_user_agent": ua})) is None
-    assert harness.metrics.counts == {"bot_dropped": 1}
+async def test_bot_filter_drops_bots_with_a_reason_and_no_warning(ua: str) -> None:
+    plugin = harness(BotFilter)
+    assert not await kept(plugin, make_event(properties={"$raw_user_agent": ua}))
+    assert (plugin.dropped, plugin.warnings, plugin.counts) == (["bot"], [], {})
 
 
 @pytest.mark.parametrize("ua", [CHROME_MAC, SAFARI_IPHONE, CUBOT_PHONE, EDGE_WINDOWS])
 async def test_bot_filter_passes_browsers(ua: str) -> None:
-    harness = Harness(BotFilter)
-    assert await harness.props(**{"$raw_user_agent": ua}) == {"$raw_user_agent": ua}
-    assert harness.metrics.counts == {}
+    plugin = harness(BotFilter)
+    assert await props(plugin, **{"$raw_user_agent": ua}) == {"$raw_user_agent": ua}
+    assert (plugin.dropped, plugin.counts) == ([], {})
 
 
 async def test_bot_filter_tag_properties_and_own_patterns() -> None:
-    tagger = Harness(BotFilter, action="tag")
-    assert await tagger.props(**{"$useragent": GOOGLEBOT}) == {"$useragent": GOOGLEBOT, "$is_bot": True}
-    assert tagger.metrics.counts == {"bot_tagged": 1}
-    assert await tagger.props(ua=GOOGLEBOT) == {"ua": GOOGLEBOT}  # not a user agent property
-    custom = Harness(BotFilter, user_agent_properties=["ua"], extra_patterns=["^internal-probe/"],
+    tagger = harness(BotFilter, action="tag")
+    assert await props(tagger, **{"$useragent": GOOGLEBOT}) == {"$useragent": GOOGLEBOT, "$is_bot": True}
+    assert tagger.counts == {"bot_tagged": 1}
+    assert await props(tagger, ua=GOOGLEBOT) == {"ua": GOOGLEBOT}  # not a user agent property
+    custom = harness(BotFilter, user_agent_properties=["ua"], extra_patterns=["^internal-probe/"],
                      allow_patterns=[r"googlebot/2\.1"])
-    assert await custom.run(make_event(properties={"ua": "internal-probe/1.0"})) is None
-    assert await custom.props(ua=GOOGLEBOT) == {"ua": GOOGLEBOT}
-    assert await custom.props(**{"$raw_user_agent": "curl/8"}) == {"$raw_user_agent": "curl/8"}
+    assert not await kept(custom, make_event(properties={"ua": "internal-probe/1.0"}))
+    assert await props(custom, ua=GOOGLEBOT) == {"ua": GOOGLEBOT}
+    assert await props(custom, **{"$raw_user_agent": "curl/8"}) == {"$raw_user_agent": "curl/8"}
 
 
 def test_bot_filter_config_errors() -> None:
@@ -362,25 +328,27 @@ def test_sampling_bucket_is_stable_across_processes() -> None:
 
 
 async def test_sampling_by_distinct_id_keeps_whole_persons_at_about_the_rate() -> None:
-    harness = Harness(Sampling, rate=0.25)
+    plugin = harness(Sampling, rate=0.25)
     people = [f"person-{i}" for i in range(4000)]
-    kept = [p for p in people if await harness.run(make_event(distinct_id=p)) is not None]
-    assert 900 < len(kept) < 1100
-    assert harness.metrics.counts["sampled_out"] == len(people) - len(kept)
-    again = Harness(Sampling, rate=0.25)
+    results = await plugin.run(*(make_event(distinct_id=p) for p in people))
+    chosen = {p for p, out in zip(people, results, strict=True) if out is not None}
+    assert 900 < len(chosen) < 1100
+    assert plugin.dropped == ["sampled_out"] * (len(people) - len(chosen))
+    assert plugin.warnings == []  # sampling out is the point: no ingestion warning
+    again = harness(Sampling, rate=0.25)
     for person in people[:200]:
-        decisions = {await again.run(make_event(distinct_id=person)) is not None for _ in range(3)}
-        assert decisions == {person in kept}
+        decisions = {out is not None for out in await again.run(*[make_event(distinct_id=person)] * 3)}
+        assert decisions == {person in chosen}
 
 
 async def test_sampling_by_uuid_and_only_some_events() -> None:
-    by_uuid = Harness(Sampling, rate=0.5, by="uuid")
-    kept = [await by_uuid.run(make_event(distinct_id="one-person")) is not None for _ in range(200)]
-    assert 0 < sum(kept) < 200
-    only_pageviews = Harness(Sampling, rate=0.000001, events=["$page*"])
-    assert await only_pageviews.run(make_event("$pageview")) is None
-    assert await only_pageviews.run(make_event("purchase")) is not None
-    assert await Harness(Sampling, rate=1).run(make_event()) is not None
+    by_uuid = harness(Sampling, rate=0.5, by="uuid")
+    results = await by_uuid.run(*(make_event(distinct_id="one-person") for _ in range(200)))
+    assert 0 < sum(out is not None for out in results) < 200
+    only_pageviews = harness(Sampling, rate=0.000001, events=["$page*"])
+    assert not await kept(only_pageviews, make_event("$pageview"))
+    assert await kept(only_pageviews, make_event("purchase"))
+    assert await kept(harness(Sampling, rate=1), make_event())
 
 
 def test_sampling_config_errors() -> None:
@@ -391,7 +359,7 @@ def test_sampling_config_errors() -> None:
     assert "events\n  List should have at least 1 item" in config_error(Sampling, rate=0.5, events=[])
 
 
-# --- in the pipeline: enrichment before normalize reaches the person ----------------------------------------------
+# --- in the pipeline: enrichment reaches the person, before or after normalize ------------------------------------
 
 
 class _NoProjects:
@@ -403,23 +371,31 @@ def _stage(type_: str, plugin: str | None) -> StageType:
     return stage_type(StageSpec(name="s", type=type_, plugin=plugin))
 
 
-async def test_user_agent_and_geoip_before_normalize_update_the_person(city_db: Path) -> None:
+def _raw_event(**properties: Any) -> PipelineEvent:
+    raw = RawEvent(uuid=str(uuidlib.uuid4()), event="$pageview", distinct_id="user-1", token="phc_test",
+                   timestamp=1, now=1, sent_at=None, ip="1.2.3.4", properties=orjson.dumps(properties).decode(),
+                   set=None, set_once=None, historical_migration=False, capture_warnings=[],
+                   skip_person_processing=False)
+    return PipelineEvent.from_raw(raw, "events_raw")
+
+
+@pytest.mark.parametrize("geoip_after_normalize", [False, True], ids=["geoip_before", "geoip_after"])
+async def test_user_agent_and_geoip_update_the_person(city_db: Path, geoip_after_normalize: bool) -> None:
     resources = StageResources(projects=_NoProjects(), kv=lambda _: MemoryKeyValue())
     stages = [_stage("plugin", "user_agent").build("user_agent", {}, resources),
               _stage("plugin", "geoip").build("geoip", {"database_path": str(city_db)}, resources),
               _stage("normalize", None).build("normalize", {}, resources)]
-    raw = RawEvent(uuid=str(uuidlib.uuid4()), event="$pageview", distinct_id="user-1", token="phc_test",
-                   timestamp=1, now=1, sent_at=None, ip="1.2.3.4", properties=orjson.dumps(
-                       {"$raw_user_agent": SAFARI_IPHONE}).decode(), set=None, set_once=None,
-                   historical_migration=False, capture_warnings=[], skip_person_processing=False)
-    event = PipelineEvent.from_raw(raw, "events_raw")
+    if geoip_after_normalize:
+        stages.append(stages.pop(1))
+    event = _raw_event(**{"$raw_user_agent": SAFARI_IPHONE})
     for stage in stages:
+        await stage.start()
         assert isinstance(await stage.process(event), Ok)
         await stage.close()
-    props = event.properties
-    assert (props["$ip"], props["$geoip_country_code"], props["$device_type"]) == ("1.2.3.4", "DE", "Mobile")
-    assert (props["$set"]["$geoip_city_name"], props["$set"]["$browser"]) == ("Berlin", "Mobile Safari")
-    assert (props["$set_once"]["$initial_geoip_city_name"], props["$set_once"]["$initial_os"]) == ("Berlin", "iOS")
+    found = event.properties
+    assert (found["$ip"], found["$geoip_country_code"], found["$device_type"]) == ("1.2.3.4", "DE", "Mobile")
+    assert (found["$set"]["$geoip_city_name"], found["$set"]["$browser"]) == ("Berlin", "Mobile Safari")
+    assert (found["$set_once"]["$initial_geoip_city_name"], found["$set_once"]["$initial_os"]) == ("Berlin", "iOS")
 
 
 # --- registration, topology errors, docs --------------------------------------------------------------------------
@@ -432,6 +408,7 @@ def test_builtins_resolve_by_name_as_plugins_and_stages(plugin_cls: type[Plugin[
     kind = _stage("plugin", plugin_cls.name)
     assert kind.config is plugin_cls.Config
     assert kind.summary == (plugin_cls.__doc__ or "").strip().splitlines()[0]
+    assert issubclass(plugin_cls.Config, PluginConfig)
     config = plugin_cls.Config.model_config
     assert (config.get("extra"), config.get("frozen")) == ("forbid", True)
 
@@ -441,9 +418,7 @@ def test_builtin_names_are_unique() -> None:
     assert len(set(names)) == len(names) == 6
 
 
-def test_a_bad_plugin_config_key_in_a_topology_has_a_location(tmp_path: Path) -> None:
-    path = tmp_path / "topology.yaml"
-    path.write_text("""\
+PREAMBLE = """\
 topics:
   events_raw: {}
   events_overflow: {}
@@ -456,17 +431,28 @@ pipeline:
   output: events_processed
   stages:
     - {name: resolve_project, type: resolve_project}
-    - name: geoip
-      type: plugin
-      plugin: geoip
-      config: {database_path: /var/lib/GeoLite2-City.mmdb, langauge: de}
-    - name: pii
-      type: plugin
-      plugin: property_filter
-      config:
-        hash: [email]
-    - {name: prepare, type: prepare}
-""")
+"""
+
+
+def write_topology(path: Path, stages: str) -> Path:
+    """A topology whose stages are resolve_project, ``stages`` (YAML list items; the first on line 13), prepare."""
+    listed = textwrap.indent(textwrap.dedent(stages), "    ")
+    path.write_text(f"{PREAMBLE}{listed}    - {{name: prepare, type: prepare}}\n")
+    return path
+
+
+def test_a_bad_plugin_config_key_in_a_topology_has_a_location(tmp_path: Path) -> None:
+    path = write_topology(tmp_path / "topology.yaml", """\
+        - name: geoip
+          type: plugin
+          plugin: geoip
+          config: {database_path: /var/lib/GeoLite2-City.mmdb, langauge: de}
+        - name: pii
+          type: plugin
+          plugin: property_filter
+          config:
+            hash: [email]
+        """)
     with pytest.raises(TopologyError) as caught:
         load_topology(path, [component_problems])
     assert [p.removeprefix(f"{path}:") for p in caught.value.problems] == [

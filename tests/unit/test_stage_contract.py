@@ -4,7 +4,7 @@ Each needs an entry in ``CONFIGS`` (the config it is tried with); a new stage or
 plugin without one fails ``test_every_stage_has_a_contract_config``. Then every stage must:
 
 - refuse unknown config keys;
-- build from its config and ``StageResources`` alone, and close;
+- build from its config and ``StageResources`` alone, start, and close;
 - answer each sample event (captured through the gateway's own rules) with an ``Outcome``
   value, never an exception, and an ``Ok`` carries the event it was given;
 - answer the same event the same way twice (redelivery after a crash must not change results);
@@ -129,6 +129,7 @@ def test_unknown_config_keys_fail_validation(key: str, tmp_path: Path) -> None:
 async def test_each_sample_gets_an_outcome_and_the_same_one_twice(key: str, tmp_path: Path) -> None:
     resources = StageResources(projects=_Projects(), kv=lambda _: MemoryKeyValue())
     stage = _kinds()[key].build(_spec(key).name, CONFIGS[key](tmp_path), resources)
+    await stage.start()
     try:
         for sample in SAMPLES:
             first, second = _event(sample), _event(sample)
@@ -147,6 +148,8 @@ async def test_an_outage_of_its_resources_is_left_to_the_runner(key: str, tmp_pa
     stage = _kinds()[key].build(_spec(key).name, CONFIGS[key](tmp_path), resources)
     healthy = _kinds()[key].build(_spec(key).name, CONFIGS[key](tmp_path),
                                   StageResources(projects=_Projects(), kv=lambda _: MemoryKeyValue()))
+    await stage.start()
+    await healthy.start()
     try:
         for sample in SAMPLES:
             try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from streams.plugins.api import Event, Plugin, PluginContext
+from streams.plugins import Drop, Event, Plugin, PluginConfig, PluginContext
 
 # Case-insensitive regular expressions; most are plain substrings. "bot" must end a word so
 # that names like "Abbott" pass, and the phone brand Cubot is not a bot.
@@ -19,6 +19,8 @@ BOT_PATTERNS = (
     "aiohttp", "go-http-client", r"java/", "apache-httpclient", "libwww-perl", "scrapy", r"node-fetch",
 )
 
+BOT = Drop("bot")
+
 
 def _any_of(patterns: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
@@ -29,15 +31,13 @@ class BotFilter(Plugin["BotFilter.Config"]):
 
     The user agent is the first of ``user_agent_properties`` the event has as a string; events
     without one pass. ``allow_patterns`` win over the built-in list and ``extra_patterns``.
-    With ``action: tag`` bots are kept and marked ``$is_bot: true``. Counts ``bot_dropped``
-    or ``bot_tagged``.
+    Bots' events are dropped with the reason ``bot`` (counted, not an ingestion warning); with
+    ``action: tag`` they are kept, marked ``$is_bot: true`` and counted as ``bot_tagged``.
     """
 
     name = "bot_filter"
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-
+    class Config(PluginConfig):
         action: Literal["drop", "tag"] = Field("drop", description="`drop` bots' events, or `tag` them with "
                                                                    "`$is_bot: true`.")
         user_agent_properties: list[str] = Field(["$raw_user_agent", "$useragent"], min_length=1,
@@ -67,7 +67,7 @@ class BotFilter(Plugin["BotFilter.Config"]):
             return False
         return self._bots.search(user_agent) is not None
 
-    async def process(self, event: Event, ctx: PluginContext[BotFilter.Config]) -> Event | None:
+    async def process(self, event: Event, ctx: PluginContext[BotFilter.Config]) -> Event | Drop:
         user_agent = next((value for key in self.config.user_agent_properties
                            if isinstance(value := event.properties.get(key), str)), None)
         if user_agent is None or not self.is_bot(user_agent):
@@ -76,5 +76,4 @@ class BotFilter(Plugin["BotFilter.Config"]):
             event.properties["$is_bot"] = True
             ctx.metrics.count("bot_tagged")
             return event
-        ctx.metrics.count("bot_dropped")
-        return None
+        return BOT

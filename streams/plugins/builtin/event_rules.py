@@ -5,15 +5,15 @@ from __future__ import annotations
 import fnmatch
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from streams.plugins.api import Event, Plugin, PluginContext
+from streams.plugins import Drop, Event, Plugin, PluginConfig, PluginContext
+
+RULE = Drop("rule")
 
 
-class Match(BaseModel):
+class Match(PluginConfig):
     """What a rule matches: every condition given must hold."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     event: str = Field("*", min_length=1, description="Event name, or a `*`/`?` glob of names.")
     property: dict[str, Any] = Field(default_factory=dict, description="Properties the event must have, with "
@@ -26,10 +26,8 @@ class Match(BaseModel):
         return all(event.properties.get(key, missing) == value for key, value in self.property.items())
 
 
-class Rule(BaseModel):
+class Rule(PluginConfig):
     """One rule: when ``match`` holds, ``rename`` the event to ``rename_to`` or ``drop`` it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     match: Match = Field(description="The conditions (`event`, `property`).")
     action: Literal["rename", "drop"] = Field(description="What to do with a matching event.")
@@ -47,21 +45,20 @@ class Rule(BaseModel):
 class EventRules(Plugin["EventRules.Config"]):
     """Renames or drops events by name (globs) and property values; the first matching rule wins.
 
-    Events no rule matches pass unchanged. A renamed event is not matched again.
+    Events no rule matches pass unchanged. A renamed event is not matched again. A dropped event
+    is counted with the reason ``rule``, without an ingestion warning (the rule says to drop it).
     """
 
     name = "event_rules"
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-
+    class Config(PluginConfig):
         rules: list[Rule] = Field(min_length=1, description="The rules, tried in order; see `rules[]` below.")
 
-    async def process(self, event: Event, ctx: PluginContext[EventRules.Config]) -> Event | None:
+    async def process(self, event: Event, ctx: PluginContext[EventRules.Config]) -> Event | Drop:
         for rule in self.config.rules:
             if rule.match.matches(event):
                 if rule.action == "drop":
-                    return None
+                    return RULE
                 event.event = rule.rename_to or event.event
                 return event
         return event

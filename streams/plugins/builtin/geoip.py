@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import maxminddb
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from streams.errors import StageError
-from streams.plugins.api import Event, Plugin, PluginContext
+from streams.plugins import Event, Plugin, PluginConfig, PluginContext, PluginError
 
 # PostHog's property (without ``$geoip_``) → where GeoIP2/GeoLite2 City and Country records keep it.
 # ``names`` paths end in the language, filled in from the config.
@@ -63,9 +62,7 @@ class GeoIP(Plugin["GeoIP.Config"]):
 
     name = "geoip"
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-
+    class Config(PluginConfig):
         database_path: Path = Field(description="A MaxMind GeoIP2 or GeoLite2 City or Country database (.mmdb).")
         language: str = Field("en", min_length=2, description="Language of the country, city and region names.")
         set_person_properties: bool = Field(True, description="Also set the location on the person: `$geoip_*` "
@@ -78,17 +75,18 @@ class GeoIP(Plugin["GeoIP.Config"]):
                              for key, path in FIELDS)
 
     async def setup(self) -> None:
+        """Open the database when the worker starts: a missing or unreadable file stops it there."""
         path = self.config.database_path
         try:
             self._reader = maxminddb.open_database(path)
         except FileNotFoundError as exc:
-            raise StageError(f"geoip: database_path {path} does not exist") from exc
+            raise PluginError(f"database_path {path} does not exist") from exc
         except (OSError, maxminddb.InvalidDatabaseError) as exc:
-            raise StageError(f"geoip: cannot open database_path {path} as a MaxMind database: {exc}") from exc
+            raise PluginError(f"cannot open database_path {path} as a MaxMind database: {exc}") from exc
 
     async def process(self, event: Event, ctx: PluginContext[GeoIP.Config]) -> Event | None:
         if self._reader is None:
-            raise StageError("geoip: process() before setup()")
+            raise PluginError("the database is not open: process() before setup()")
         address = _address(event.properties.get("$ip") or event.ip)
         if address is None or event.properties.get("$geoip_disable"):
             return event

@@ -8,11 +8,9 @@ import re
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-from streams.plugins.api import Event, Plugin, PluginContext
-
-PERSON_UPDATES = ("$set", "$set_once")
+from streams.plugins import Event, Plugin, PluginConfig, PluginContext
 
 
 def _compile(patterns: list[str]) -> re.Pattern[str] | None:
@@ -34,15 +32,13 @@ class PropertyFilter(Plugin["PropertyFilter.Config"]):
     """Drops, keeps only, or hashes (salted SHA-256) event properties by name or glob.
 
     ``drop`` runs first, then ``keep``, then ``hash``. The same rules apply to the person
-    properties the event sets (``$set``/``$set_once`` and the event's ``set``/``set_once``);
-    those containers themselves are never dropped or hashed. ``None`` values are not hashed.
+    properties the event sets (``event.set``/``event.set_once``: its ``$set``/``$set_once``,
+    which are not in ``properties`` while a plugin runs). ``None`` values are not hashed.
     """
 
     name = "property_filter"
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-
+    class Config(PluginConfig):
         drop: list[str] = Field(default_factory=list, description="Properties to remove (names or `*` globs).")
         keep: list[str] | None = Field(None, description="If set, only these properties survive (names or globs).")
         keep_posthog_properties: bool = Field(True, description="With `keep`: also keep every `$`-prefixed "
@@ -78,9 +74,7 @@ class PropertyFilter(Plugin["PropertyFilter.Config"]):
     def _filter(self, properties: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in properties.items():
-            if key in PERSON_UPDATES and isinstance(value, dict):
-                out[key] = self._filter(value)
-            elif self._kept(key):
+            if self._kept(key):
                 hashed = value is not None and self._hash is not None and self._hash.match(key)
                 out[key] = salted_sha256(self._salt, value) if hashed else value
         return out

@@ -6,9 +6,9 @@ from functools import lru_cache
 from typing import Any
 
 import ua_parser
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from streams.plugins.api import Event, Plugin, PluginContext
+from streams.plugins import Event, Plugin, PluginConfig, PluginContext
 
 # ua-parser's names are kept except where PostHog's SDKs use another name for the same thing,
 # so that insights do not split one browser into two values.
@@ -76,9 +76,7 @@ class UserAgent(Plugin["UserAgent.Config"]):
 
     name = "user_agent"
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-
+    class Config(PluginConfig):
         source_property: str = Field("$raw_user_agent", min_length=1,
                                      description="The event property holding the user agent string.")
         overwrite: bool = Field(False, description="Replace properties the SDK already set (by default they are "
