@@ -3,7 +3,7 @@
 VENV := .venv
 HW := $(VENV)/bin/headwater
 
-.PHONY: help setup demo test test-unit lint typecheck check bench up down status clean
+.PHONY: help setup demo test test-unit lint typecheck imports check bench up down status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,10 +23,13 @@ test-unit: setup  ## only the tests that need no services
 lint:  ## ruff
 	@$(VENV)/bin/ruff check .
 
-typecheck:  ## mypy --strict
+typecheck:  ## mypy --strict (packages, tests, bench, scripts)
 	@$(VENV)/bin/mypy
 
-check: lint typecheck  ## lint and typecheck
+imports:  ## the import contracts: layers point down (docs/architecture.md)
+	@$(VENV)/bin/lint-imports
+
+check: lint typecheck imports  ## lint, typecheck and the import contracts
 
 bench: setup  ## gateway throughput vs a bare Starlette ceiling (wrk, ~2 min); see bench/README.md
 	@$(VENV)/bin/python bench/run.py

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -135,8 +135,20 @@ class Gateway:
     process: Process
 
 
+class StartGateway(Protocol):
+    """``start_gateway(pipeline, **env)``: a gateway process for ``pipeline``, answering."""
+
+    def __call__(self, pipeline: Pipeline, **env: str) -> Gateway: ...
+
+
+class StartWorker(Protocol):
+    """``start_worker(pipeline, **env)``: a worker process for ``pipeline``."""
+
+    def __call__(self, pipeline: Pipeline, **env: str) -> Process: ...
+
+
 @pytest.fixture
-def start_gateway(stack: Endpoints, processes: list[Process], tmp_path: Path):  # type: ignore[no-untyped-def]
+def start_gateway(stack: Endpoints, processes: list[Process], tmp_path: Path) -> StartGateway:
     def start(pipeline: Pipeline, **env: str) -> Gateway:
         port = pick_port(0)
         environment = {**stack_env(stack), "HEADWATER_TOPOLOGY": str(pipeline.path),
@@ -160,7 +172,7 @@ def start_gateway(stack: Endpoints, processes: list[Process], tmp_path: Path):  
 
 
 @pytest.fixture
-def start_worker(stack: Endpoints, processes: list[Process], tmp_path: Path):  # type: ignore[no-untyped-def]
+def start_worker(stack: Endpoints, processes: list[Process], tmp_path: Path) -> StartWorker:
     def start(pipeline: Pipeline, **env: str) -> Process:
         port = pick_port(0)
         environment = {**stack_env(stack), "HEADWATER_TOPOLOGY": str(pipeline.path),
@@ -219,9 +231,14 @@ def read_topic(bootstrap: str, topic: str, partitions: int) -> list[KafkaRecord]
                 message = consumer.poll(10)
                 assert message is not None, f"partition {p}: nothing after offset {seen} of {high}"
                 assert message.error() is None, message.error()
-                headers = {k: v for k, v in (message.headers() or [])}
-                records.append(KafkaRecord(p, message.key(), headers, RAW.decode(message.value())["events"]))
-                seen = message.offset() + 1
+                received = message.headers() or []  # a consumer gets a list of (name, value) pairs
+                pairs = received.items() if isinstance(received, dict) else received
+                headers = {name: value for name, value in pairs if isinstance(value, bytes)}
+                value, offset = message.value(), message.offset()
+                assert value is not None
+                assert offset is not None
+                records.append(KafkaRecord(p, message.key(), headers, RAW.decode(value)["events"]))
+                seen = offset + 1
         return records
     finally:
         consumer.close()

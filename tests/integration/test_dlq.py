@@ -16,7 +16,7 @@ from headwater.runtime.projects import Project
 from headwater.runtime.restrictions import add_restriction, remove_restriction
 from headwater.runtime.settings import Endpoints
 from tests.conftest import ROOT
-from tests.integration.conftest import Pipeline, stack_env, wait_for_count
+from tests.integration.conftest import Pipeline, StartGateway, StartWorker, stack_env, wait_for_count
 
 
 def _cli(stack: Endpoints, pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
@@ -26,7 +26,7 @@ def _cli(stack: Endpoints, pipeline: Pipeline, *args: str) -> subprocess.Complet
 
 
 async def test_dead_lettered_events_are_listed_replayed_and_land(
-    stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway, start_worker
+    stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway, start_worker: StartWorker
 ) -> None:
     restriction = await add_restriction(stack.postgres, project.id, "dead_letter", events=[],
                                         distinct_ids=["held"], uuids=[])

@@ -7,7 +7,9 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -18,8 +20,9 @@ from headwater.runtime.settings import Endpoints, Settings
 from headwater.stack.kafka import KafkaService
 from headwater.stack.process import pick_port, terminate
 from headwater.stack.service import StackContext
+from headwater.stack.state import ServiceRecord
 from tests.conftest import isolated_topology, write_yaml
-from tests.integration.conftest import Pipeline, read_uuids
+from tests.integration.conftest import Pipeline, StartGateway, read_uuids
 
 
 def _batch(token: str, n: int = 1, uuids: list[str] | None = None) -> bytes:
@@ -38,9 +41,12 @@ def _error(response: httpx.Response, status: int, code: str) -> None:
     assert body["error"]
 
 
-def test_bad_input_gets_a_json_error_with_a_code(pipeline, project: Project, start_gateway) -> None:
+def test_bad_input_gets_a_json_error_with_a_code(pipeline: Pipeline, project: Project,
+                                                 start_gateway: StartGateway) -> None:
     gateway = start_gateway(pipeline)
-    post = lambda body, **kw: httpx.post(f"{gateway.url}/batch/", content=body, timeout=10, **kw)  # noqa: E731
+    def post(body: bytes, **kw: Any) -> httpx.Response:
+        return httpx.post(f"{gateway.url}/batch/", content=body, timeout=10, **kw)
+
     _error(post(b"{not json"), 400, "invalid_json")
     _error(post(b""), 400, "empty_payload")
     _error(post(gzip.compress(b"[1,2")), 400, "invalid_json")
@@ -59,8 +65,11 @@ def test_bad_input_gets_a_json_error_with_a_code(pipeline, project: Project, sta
     assert ok.json() == {"status": "Ok"}
 
 
+PrivateKafka = tuple[KafkaService, StackContext, ServiceRecord]
+
+
 @pytest.fixture
-def private_kafka(settings: Settings, tmp_path: Path):  # type: ignore[no-untyped-def]
+def private_kafka(settings: Settings, tmp_path: Path) -> Iterator[PrivateKafka]:
     """A Kafka broker of this test's own, so stopping it disturbs no other test."""
     ctx = StackContext(state_dir=tmp_path / "kafka-state", cache_dir=settings.cache_dir)
     service = KafkaService()
@@ -70,8 +79,8 @@ def private_kafka(settings: Settings, tmp_path: Path):  # type: ignore[no-untype
     shutil.rmtree(ctx.state_dir, ignore_errors=True)
 
 
-def test_kafka_stopped_mid_load_every_200_is_in_kafka(private_kafka, stack: Endpoints, project: Project,
-                                                      start_gateway, tmp_path: Path) -> None:
+def test_kafka_stopped_mid_load_every_200_is_in_kafka(private_kafka: PrivateKafka, stack: Endpoints, project: Project,
+                                                      start_gateway: StartGateway, tmp_path: Path) -> None:
     """Senders keep posting while the broker is stopped and restarted: 200 means written, else 503."""
     from headwater.migrate import migrate_kafka
     from headwater.runtime.topology import load_topology

@@ -50,7 +50,7 @@ from schemathesis.specs.openapi.checks import (
 from capture_gateway.lzstring import compress_to_base64
 from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
-from tests.integration.conftest import Pipeline, read_uuids
+from tests.integration.conftest import Pipeline, StartGateway, read_uuids
 
 CAPTURE_PATHS = ("/e", "/e/", "/i/v0/e/", "/capture", "/track", "/engage/", "/batch/")
 ALLOWED = frozenset({200, 204, 400, 401, 408, 413, 415, 429})
@@ -252,7 +252,7 @@ def big_events(real: str, path: str) -> st.SearchStrategy[dict[str, Any]]:
 
 
 ENCODINGS = ("json", "json", "json", "raw", "gzip", "gzip-b64", "b64", "b64x2", "lz64", "deflate", "zstd")
-NATURAL_HINTS = {"gzip": ["gzip", "gzip-js", None], "gzip-b64": ["gzip-js", "gzip", None],
+NATURAL_HINTS: dict[str, list[str | None]] = {"gzip": ["gzip", "gzip-js", None], "gzip-b64": ["gzip-js", "gzip", None],
                  "b64": ["base64", "b64", None], "b64x2": [None, "base64"], "lz64": ["lz64", "lz-string"],
                  "deflate": ["deflate"], "zstd": ["zstd", None]}
 HINTS = st.one_of(st.none(), st.sampled_from(["gzip", "gzip-js", "lz64", "lz-string", "base64", "b64", "deflate",
@@ -496,7 +496,8 @@ class Finding:
     detail: str
 
 
-def test_random_capture_requests(stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway) -> None:
+def test_random_capture_requests(stack: Endpoints, pipeline: Pipeline, project: Project,
+                                 start_gateway: StartGateway) -> None:
     """Random capture requests: in time, a known status, no 5xx, JSON errors, no traceback, 200 means in Kafka.
 
     Failures are collected by kind (status, error code, exception in the gateway log) rather than raised at
@@ -611,7 +612,7 @@ def _describe(exc: BaseException) -> list[str]:
     return [text if len(text) < 4000 else text[:4000] + " …"]
 
 
-def test_openapi_contract(pipeline: Pipeline, project: Project, start_gateway) -> None:
+def test_openapi_contract(pipeline: Pipeline, project: Project, start_gateway: StartGateway) -> None:
     gateway = start_gateway(pipeline)
     log = LogWatch(gateway.process.log)
     # sanitization off: the curl reproductions must show the (throwaway) project token they sent
@@ -622,7 +623,7 @@ def test_openapi_contract(pipeline: Pipeline, project: Project, start_gateway) -
     calls = 0
     started = time.monotonic()
 
-    def check(session: requests.Session, case: schemathesis.Case, use_token: bool) -> None:
+    def check(session: requests.Session, case: schemathesis.Case[Any], use_token: bool) -> None:
         nonlocal calls
         headers = {}
         if use_token:
@@ -642,7 +643,7 @@ def test_openapi_contract(pipeline: Pipeline, project: Project, start_gateway) -
 
     with requests.Session() as session:
         for result in schema.get_all_operations():
-            operation = result.ok()
+            operation = result.ok()  # type: ignore[union-attr]  # an invalid schema fails loading, above
             for mode, examples in ((GenerationMode.POSITIVE, SCHEMA_EXAMPLES),
                                    (GenerationMode.NEGATIVE, SCHEMA_NEGATIVE_EXAMPLES)):
                 label = f"{operation.label} ({mode.value})"
@@ -656,7 +657,7 @@ def test_openapi_contract(pipeline: Pipeline, project: Project, start_gateway) -
                           phases=[Phase.explicit, Phase.generate],  # no shrinking: a bounded run; curl shows the case
                           suppress_health_check=list(HealthCheck))
                 @given(case=operation.as_strategy(mode), use_token=st.booleans())
-                def run(case: schemathesis.Case, use_token: bool) -> None:
+                def run(case: schemathesis.Case[Any], use_token: bool) -> None:
                     check(session, case, use_token)
 
                 try:
@@ -708,7 +709,7 @@ def _read_response(sock: socket.socket, deadline: float) -> tuple[int, dict[str,
 
 
 @pytest.mark.parametrize("sent", [b'{"api_key": "phc_', b""], ids=["partial-body", "no-body"])
-def test_stalled_body_gets_408(pipeline: Pipeline, start_gateway, sent: bytes) -> None:
+def test_stalled_body_gets_408(pipeline: Pipeline, start_gateway: StartGateway, sent: bytes) -> None:
     gateway = start_gateway(pipeline, HEADWATER_BODY_TIMEOUT_SECONDS="2")
     address = urlsplit(gateway.url)
     assert address.hostname == "127.0.0.1"
@@ -756,7 +757,7 @@ FOUND: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
 
 
 @pytest.mark.parametrize("name", list(FOUND))
-def test_found_by_fuzzing(pipeline: Pipeline, project: Project, start_gateway, name: str) -> None:
+def test_found_by_fuzzing(pipeline: Pipeline, project: Project, start_gateway: StartGateway, name: str) -> None:
     path, params, fields = FOUND[name]
     gateway = start_gateway(pipeline)
     log = LogWatch(gateway.process.log)
@@ -770,7 +771,7 @@ def test_found_by_fuzzing(pipeline: Pipeline, project: Project, start_gateway, n
 
 
 def test_an_oversized_event_writes_nothing_of_its_request(stack: Endpoints, pipeline: Pipeline, project: Project,
-                                                   start_gateway) -> None:
+                                                   start_gateway: StartGateway) -> None:
     """A batch of a small event and one above Kafka's message limit, on different partitions.
 
     Found with ``event-over-1MB``: the small event's envelope is produced before Kafka refuses the big one,

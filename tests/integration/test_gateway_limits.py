@@ -13,7 +13,7 @@ from posthog import Posthog
 from headwater.runtime.projects import Project, revoke_project, update_project
 from headwater.runtime.restrictions import add_restriction
 from headwater.runtime.settings import Endpoints
-from tests.integration.conftest import Pipeline, read_topic
+from tests.integration.conftest import Pipeline, StartGateway, read_topic
 
 
 def _events(n: int, distinct_id: str = "d", event: str = "e") -> list[dict[str, Any]]:
@@ -31,7 +31,7 @@ def _uuids_in(stack: Endpoints, pipeline: Pipeline, topic: str) -> list[str]:
 
 
 async def test_monthly_quota_drops_but_answers_200(stack: Endpoints, pipeline: Pipeline, project: Project,
-                                                   start_gateway) -> None:
+                                                   start_gateway: StartGateway) -> None:
     await update_project(stack.postgres, project.id, monthly_event_quota=10)
     gateway = start_gateway(pipeline)
     batches = [_events(5) for _ in range(3)]
@@ -44,7 +44,7 @@ async def test_monthly_quota_drops_but_answers_200(stack: Endpoints, pipeline: P
 
 
 async def test_rate_limit_answers_429_with_retry_after(stack: Endpoints, pipeline: Pipeline, project: Project,
-                                                       start_gateway) -> None:
+                                                       start_gateway: StartGateway) -> None:
     await update_project(stack.postgres, project.id, rate_limit_per_second=2.0)  # burst: 20 events
     gateway = start_gateway(pipeline)
     assert _post(gateway.url, project.api_token, _events(15)).status_code == 200
@@ -56,7 +56,7 @@ async def test_rate_limit_answers_429_with_retry_after(stack: Endpoints, pipelin
 
 
 async def test_restrictions_drop_dead_letter_overflow_and_skip_persons(
-    stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway
+    stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway
 ) -> None:
     await add_restriction(stack.postgres, project.id, "drop", events=["spam"], distinct_ids=[], uuids=[])
     await add_restriction(stack.postgres, project.id, "dead_letter", events=[], distinct_ids=["bad-user"], uuids=[])
@@ -87,7 +87,7 @@ async def test_restrictions_drop_dead_letter_overflow_and_skip_persons(
 
 
 def test_hot_keys_overflow_without_a_key(stack: Endpoints, pipeline: Pipeline, project: Project,
-                                         start_gateway) -> None:
+                                         start_gateway: StartGateway) -> None:
     gateway = start_gateway(pipeline, HEADWATER_OVERFLOW_EVENTS_PER_SECOND="1", HEADWATER_OVERFLOW_BURST="5")
     hot, calm = _events(20, distinct_id="hot"), _events(3, distinct_id="calm")
     assert _post(gateway.url, project.api_token, hot + calm).status_code == 200
@@ -109,7 +109,7 @@ def test_hot_keys_overflow_without_a_key(stack: Endpoints, pipeline: Pipeline, p
 
 
 def test_historical_migration_goes_to_its_own_topic(stack: Endpoints, pipeline: Pipeline, project: Project,
-                                                    start_gateway) -> None:
+                                                    start_gateway: StartGateway) -> None:
     gateway = start_gateway(pipeline)
     events = _events(30, distinct_id="importer")
     assert _post(gateway.url, project.api_token, events, historical_migration=True).status_code == 200
@@ -118,7 +118,7 @@ def test_historical_migration_goes_to_its_own_topic(stack: Endpoints, pipeline: 
 
 
 def test_v1_protocol_with_the_python_sdk(stack: Endpoints, pipeline: Pipeline, project: Project,
-                                         start_gateway) -> None:
+                                         start_gateway: StartGateway) -> None:
     gateway = start_gateway(pipeline)
     for compression in ("gzip", "zstd", None):
         client = Posthog(project.api_token, host=gateway.url, capture_mode="v1", capture_compression=compression,
@@ -135,7 +135,7 @@ def test_v1_protocol_with_the_python_sdk(stack: Endpoints, pipeline: Pipeline, p
 
 
 def test_v1_answers_a_result_per_event(stack: Endpoints, pipeline: Pipeline, project: Project,
-                                       start_gateway) -> None:
+                                       start_gateway: StartGateway) -> None:
     gateway = start_gateway(pipeline)
     good, bad = str(uuid.uuid4()), str(uuid.uuid4())
     body = {"created_at": "2024-01-01T00:00:00Z", "batch": [
@@ -155,7 +155,7 @@ def test_v1_answers_a_result_per_event(stack: Endpoints, pipeline: Pipeline, pro
 
 
 async def test_revoked_token_stops_within_the_cache_time(stack: Endpoints, pipeline: Pipeline, project: Project,
-                                                         start_gateway) -> None:
+                                                         start_gateway: StartGateway) -> None:
     gateway = start_gateway(pipeline, HEADWATER_TOKEN_CACHE_SECONDS="1")
     assert _post(gateway.url, project.api_token, _events(1)).status_code == 200
     await revoke_project(stack.postgres, project.id)
@@ -168,7 +168,7 @@ async def test_revoked_token_stops_within_the_cache_time(stack: Endpoints, pipel
 
 
 async def test_client_ip_trusted_proxies_and_discard(stack: Endpoints, pipeline: Pipeline, project: Project,
-                                                     start_gateway) -> None:
+                                                     start_gateway: StartGateway) -> None:
     gateway = start_gateway(pipeline, HEADWATER_TRUSTED_PROXIES='["127.0.0.1"]', HEADWATER_TOKEN_CACHE_SECONDS="1")
     forwarded = _events(1, distinct_id="via-proxy")
     response = httpx.post(f"{gateway.url}/batch/", headers={"X-Forwarded-For": "203.0.113.9, 127.0.0.1"},

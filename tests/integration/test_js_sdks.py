@@ -28,7 +28,7 @@ from capture_gateway.lzstring import compress_to_base64
 from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
 from tests.conftest import ROOT
-from tests.integration.conftest import Pipeline, read_topic
+from tests.integration.conftest import Pipeline, StartGateway, read_topic
 
 NODE_DIR = ROOT / "tests" / "node"
 JS_VERSION = "1.449.2"
@@ -89,7 +89,8 @@ def run_node_sdk(gateway_url: str, token: str, count: int, run: str, mode: str) 
 
 
 @pytest.mark.parametrize("mode", ["default", "v1"])
-def test_posthog_node_events_land_in_kafka(stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway,
+def test_posthog_node_events_land_in_kafka(stack: Endpoints, pipeline: Pipeline, project: Project,
+                                           start_gateway: StartGateway,
                                            mode: str) -> None:
     """posthog-node's captures (with groups), identify, alias and groupIdentify arrive intact.
 
@@ -189,7 +190,7 @@ def ok(response: httpx.Response, status: int = 200) -> None:
 
 
 def test_current_posthog_js_raw_gzip_text_plain(stack: Endpoints, pipeline: Pipeline, project: Project,
-                                                start_gateway) -> None:
+                                                start_gateway: StartGateway) -> None:
     """posthog-js ≥ 1.398: ``/e/`` with raw gzip as text/plain, no compression hint, {api_key, batch, sent_at}."""
     gateway = start_gateway(pipeline)
     sent_at = datetime.now(UTC)
@@ -213,7 +214,7 @@ def test_current_posthog_js_raw_gzip_text_plain(stack: Endpoints, pipeline: Pipe
 
 
 def test_legacy_gzip_js_bare_array_with_offsets(stack: Endpoints, pipeline: Pipeline, project: Project,
-                                                start_gateway) -> None:
+                                                start_gateway: StartGateway) -> None:
     """Old posthog-js: ``/e/?compression=gzip-js&ip=1&_=<ms>&ver=1.130.0``, a gzipped bare array using ``offset``."""
     gateway = start_gateway(pipeline)
     offsets = [0, 1_500, 120_000]
@@ -243,7 +244,7 @@ def _base64_with_plus(events: list[dict[str, Any]]) -> str:
 
 
 @pytest.mark.parametrize("plus", ["escaped", "raw"], ids=["plus-as-%2B", "plus-as-space"])
-def test_legacy_base64_data_form(stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway,
+def test_legacy_base64_data_form(stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway,
                                  plus: str) -> None:
     """``data=<urlencoded base64>`` forms with ``compression=base64``; a bare '+' becomes a space in forms."""
     gateway = start_gateway(pipeline)
@@ -257,7 +258,7 @@ def test_legacy_base64_data_form(stack: Endpoints, pipeline: Pipeline, project: 
     assert_landed(stack, pipeline, project.api_token, sent)
 
 
-def test_legacy_lz64(stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway) -> None:
+def test_legacy_lz64(stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway) -> None:
     """``compression=lz64``: lz-string's compressToBase64 in a ``data=`` form (posthog-js before gzip-js)."""
     gateway = start_gateway(pipeline)
     sent = [js_event(project.api_token, "lz-1", "$pageview"),
@@ -270,7 +271,8 @@ def test_legacy_lz64(stack: Endpoints, pipeline: Pipeline, project: Project, sta
     assert_landed(stack, pipeline, project.api_token, sent)
 
 
-def test_send_beacon_answers_204(stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway) -> None:
+def test_send_beacon_answers_204(stack: Endpoints, pipeline: Pipeline, project: Project,
+                                 start_gateway: StartGateway) -> None:
     """On unload posthog-js uses navigator.sendBeacon with ``beacon=1``: the answer is 204, the events land."""
     gateway = start_gateway(pipeline)
     sent = [js_event(project.api_token, "leaving", "$pageleave", timestamp=iso(datetime.now(UTC)))]
@@ -284,7 +286,7 @@ def test_send_beacon_answers_204(stack: Endpoints, pipeline: Pipeline, project: 
 
 
 def test_single_event_object_to_i_v0_e(stack: Endpoints, pipeline: Pipeline, project: Project,
-                                       start_gateway) -> None:
+                                       start_gateway: StartGateway) -> None:
     """One event object, not an array, to ``/i/v0/e/`` (posthog-js with request batching off)."""
     gateway = start_gateway(pipeline)
     event = js_event(project.api_token, "single", "signed_up", timestamp=iso(datetime.now(UTC)),
@@ -296,7 +298,8 @@ def test_single_event_object_to_i_v0_e(stack: Endpoints, pipeline: Pipeline, pro
     assert_landed(stack, pipeline, project.api_token, [event])
 
 
-def test_get_with_base64_data(stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway) -> None:
+def test_get_with_base64_data(stack: Endpoints, pipeline: Pipeline, project: Project,
+                              start_gateway: StartGateway) -> None:
     """``GET /e/?data=<base64>`` (image-pixel fallback of old posthog-js), a single event and an array."""
     gateway = start_gateway(pipeline)
     one = js_event(project.api_token, "pixel", "$pageview")
@@ -309,7 +312,8 @@ def test_get_with_base64_data(stack: Endpoints, pipeline: Pipeline, project: Pro
     assert_landed(stack, pipeline, project.api_token, [one, *many])
 
 
-def test_cors_mirrors_the_origin_with_credentials(pipeline: Pipeline, project: Project, start_gateway) -> None:
+def test_cors_mirrors_the_origin_with_credentials(pipeline: Pipeline, project: Project,
+                                                  start_gateway: StartGateway) -> None:
     """A page on another origin: preflight and actual requests mirror the origin and allow credentials."""
     gateway = start_gateway(pipeline)
     origin = "http://localhost:5173"
@@ -332,7 +336,7 @@ def test_cors_mirrors_the_origin_with_credentials(pipeline: Pipeline, project: P
     assert response.headers["access-control-allow-credentials"] == "true"
 
 
-def test_flags_decide_and_remote_config(project: Project, pipeline: Pipeline, start_gateway) -> None:
+def test_flags_decide_and_remote_config(project: Project, pipeline: Pipeline, start_gateway: StartGateway) -> None:
     """posthog-js start-up calls answer with no flags and a ``supportedCompression`` containing gzip-js."""
     gateway = start_gateway(pipeline)
     token = project.api_token

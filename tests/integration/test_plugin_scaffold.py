@@ -16,10 +16,11 @@ from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
 from headwater.runtime.topology import load_topology
 from tests.conftest import ROOT, isolated_topology, write_yaml
-from tests.integration.conftest import Pipeline, select, wait_for_count
+from tests.integration.conftest import Pipeline, StartGateway, StartWorker, select, wait_for_count
 
 
-def test_scaffolded_plugin_runs_in_the_pipeline(stack: Endpoints, project: Project, start_gateway, start_worker,
+def test_scaffolded_plugin_runs_in_the_pipeline(stack: Endpoints, project: Project, start_gateway: StartGateway,
+                                                start_worker: StartWorker,
                                                 tmp_path: Path) -> None:
     made = subprocess.run([sys.executable, "-m", "headwater.cli", "plugin", "new", "team_colour", "--dir",
                            str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)

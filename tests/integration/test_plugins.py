@@ -18,7 +18,7 @@ from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
 from headwater.runtime.topology import load_topology
 from tests.conftest import ROOT, isolated_topology, write_yaml
-from tests.integration.conftest import Pipeline, select, stack_env, wait_for_count
+from tests.integration.conftest import Pipeline, StartGateway, StartWorker, select, stack_env, wait_for_count
 
 PLUGINS = "tests.fixtures.plugins"
 
@@ -53,7 +53,7 @@ def _metric(text: str, metric: str, **labels: str) -> float:
 
 
 async def test_plugin_failures_follow_their_policy_and_nothing_is_lost(
-    stack: Endpoints, project: Project, start_gateway, start_worker, tmp_path: Path
+    stack: Endpoints, project: Project, start_gateway: StartGateway, start_worker: StartWorker, tmp_path: Path
 ) -> None:
     from headwater.migrate import migrate_kafka
 
@@ -110,7 +110,8 @@ async def test_plugin_failures_follow_their_policy_and_nothing_is_lost(
     await asyncio.sleep(0)
 
 
-async def test_a_plugin_agent_reads_its_own_topic(stack: Endpoints, project: Project, start_gateway, start_worker,
+async def test_a_plugin_agent_reads_its_own_topic(stack: Endpoints, project: Project, start_gateway: StartGateway,
+                                                  start_worker: StartWorker,
                                                   tmp_path: Path) -> None:
     from headwater.migrate import migrate_kafka
 

@@ -25,7 +25,7 @@ import pytest
 
 from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import Pipeline, StartGateway
 from tests.integration.test_js_sdks import NODE_DIR, landed, node_binary
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -122,7 +122,8 @@ class Browser:
 
 
 @pytest.mark.parametrize("bundle", sorted(BUNDLES))
-def test_posthog_js_in_chromium_lands_in_kafka(stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway,
+def test_posthog_js_in_chromium_lands_in_kafka(stack: Endpoints, pipeline: Pipeline, project: Project,
+                                               start_gateway: StartGateway,
                                                page_server: tuple[str, Path], tmp_path: Path, bundle: str) -> None:
     """posthog-js inits, captures, identifies; its $pageview and events reach Kafka through CORS."""
     node = node_binary("posthog-js", "playwright-core")

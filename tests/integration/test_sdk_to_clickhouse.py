@@ -9,12 +9,13 @@ from posthog import Posthog
 
 from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
-from tests.integration.conftest import select, wait_for_count
+from tests.integration.conftest import Pipeline, StartGateway, StartWorker, select, wait_for_count
 
 
 @pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
 async def test_every_sdk_event_lands_in_clickhouse_by_uuid(
-    stack: Endpoints, pipeline, project: Project, start_gateway, start_worker, gzip: bool
+    stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway, start_worker: StartWorker,
+    gzip: bool
 ) -> None:
     gateway = start_gateway(pipeline)
     start_worker(pipeline)

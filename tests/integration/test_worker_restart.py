@@ -11,7 +11,7 @@ from posthog import Posthog
 
 from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
-from tests.integration.conftest import select, wait_for_count
+from tests.integration.conftest import Pipeline, StartGateway, StartWorker, select, wait_for_count
 
 
 def _send(url: str, token: str, n: int, tag: str) -> set[str]:
@@ -27,7 +27,8 @@ def _send(url: str, token: str, n: int, tag: str) -> set[str]:
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["graceful", "killed"])
 async def test_restarted_worker_loses_nothing_and_duplicates_nothing(
-    stack: Endpoints, pipeline, project: Project, start_gateway, start_worker, how: signal.Signals
+    stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway, start_worker: StartWorker,
+    how: signal.Signals
 ) -> None:
     gateway = start_gateway(pipeline)
     table = f"events FINAL WHERE team_id = {project.id}"
@@ -49,7 +50,7 @@ async def test_restarted_worker_loses_nothing_and_duplicates_nothing(
 
 
 async def test_nothing_is_committed_while_the_sink_cannot_write(
-    stack: Endpoints, pipeline, project: Project, start_gateway, start_worker
+    stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway, start_worker: StartWorker
 ) -> None:
     """A worker whose ClickHouse is unreachable retries and commits nothing; its successor writes it all."""
     from headwater.stack.process import pick_port

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import pytest
@@ -9,9 +10,10 @@ import pytest
 from headwater.runtime.topology import StageSpec
 from schemas.events import RawEvent
 from streams import runner as runner_module
+from streams.errors import PipelineStopped
 from streams.event import PipelineEvent
-from streams.runner import PipelineStopped, StageRunner
-from streams.stages.base import DeadLetter, Drop, Ok, Outcome, Retry
+from streams.runner import StageRunner
+from streams.stages.base import BaseStage, DeadLetter, Drop, Ok, Outcome, Retry
 
 Policy = Literal["retry", "dead_letter", "drop", "stop"]
 
@@ -23,11 +25,11 @@ def _event(distinct_id: str = "d") -> PipelineEvent:
     return PipelineEvent.from_raw(raw, "events_raw")
 
 
-class Scripted:
+class Scripted(BaseStage):
     """A stage that plays back outcomes (or raises) per call."""
 
-    def __init__(self, name: str, script: list[Outcome | Exception]) -> None:
-        self.name = name
+    def __init__(self, name: str, script: Sequence[Outcome | Exception]) -> None:
+        super().__init__(name)
         self.script = script
         self.calls = 0
 

@@ -119,7 +119,7 @@ def test_the_compatibility_check_catches_a_breaking_change() -> None:
     assert incompatibilities(old, added_with_default) == []
 
 
-_TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=80)
+_TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=80)
 _LONG = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 _RAW_EVENTS = st.lists(st.fixed_dictionaries({
     "uuid": _TEXT, "event": _TEXT, "distinct_id": _TEXT, "token": st.sampled_from(["phc_a", "phc_é" * 20]),
