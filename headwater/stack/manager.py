@@ -61,20 +61,29 @@ def up(settings: Settings, progress: Progress = lambda _: None) -> list[ServiceS
     def start(item: tuple[Service, int]) -> ServiceRecord:
         service, port = item
         progress(f"{service.name}: starting on 127.0.0.1:{port} …")
-        started = service.start(ctx, port)
+        try:
+            started = service.start(ctx, port)
+        except StackError as exc:
+            # The port was free when picked; another process may have taken it since. Once more elsewhere.
+            port = pick_port(0)
+            progress(f"{service.name}: did not start ({str(exc).splitlines()[0]}); trying port {port} …")
+            started = service.start(ctx, port)
         progress(f"{service.name}: ready at {started.url}")
         return started
 
     failures: list[str] = []
+    started_now: dict[str, ServiceRecord] = {}
     with ThreadPoolExecutor(max_workers=len(SERVICES)) as pool:
         futures = [(item[0], pool.submit(start, item)) for item in to_start]
         for service, future in futures:
             try:
-                records[service.name] = future.result()
+                records[service.name] = started_now[service.name] = future.result()
             except StackError as exc:
                 failures.append(f"{service.name}: {exc}")
     write_state(settings.stack_file, records)
     if failures:
+        if started_now:  # leave nothing of a stack that did not start
+            down(settings, progress, only=set(started_now))
         raise StackError("the local stack did not start:\n" + "\n".join(failures))
     return status(settings)
 
