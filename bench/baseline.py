@@ -10,7 +10,7 @@ rules, no token lookup, no Avro, no Kafka). Served by uvicorn with the gateway's
 The options add, one at a time, pieces of the gateway's request path taken unchanged from
 ``capture_gateway`` (``make bench`` runs them with ``--ladder``), to tell what costs what:
 
-    --read-body       the body read by the gateway's ``capture_gateway.asgi.BodyReader`` (size limit, deadline)
+    --read-body       the body read by the gateway's ``capture_gateway.bodies.BodyReader`` (size limit, deadline)
     --kafka B --topic T   also write the raw body as one message with the gateway's ``KafkaProducer``
                       (acks=all, idempotent, lz4) and answer only once Kafka acknowledged it
 """

@@ -1,46 +1,19 @@
-"""Shared test helpers: paths, and an isolated copy of the default topology."""
+"""Pytest hooks for the whole suite. Helpers live in ``tests.support``.
+
+``ROOT``, ``DEFAULT_TOPOLOGY``, ``isolated_topology`` and ``write_yaml`` are re-exported here
+for tests that still import them from this module.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from headwater.runtime.topology import Topology, load_topology
+from tests.support import DEFAULT_TOPOLOGY, ROOT
+from tests.support.topology import isolated_topology, write_yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TOPOLOGY = ROOT / "topology.yaml"
-
-
-def isolated_topology(prefix: str, **overrides: Any) -> dict[str, Any]:
-    """The default topology with every topic and the app id prefixed, as a YAML-ready dict."""
-    topology: Topology = load_topology(DEFAULT_TOPOLOGY)
-    doc = topology.model_dump(mode="json")
-
-    def rename(name: str) -> str:
-        return prefix + name
-
-    doc["app_id"] = rename(doc["app_id"])
-    doc["topics"] = {rename(k): v for k, v in doc["topics"].items()}
-    doc["capture"] = {k: rename(v) for k, v in doc["capture"].items()}
-    pipeline = doc["pipeline"]
-    pipeline["sources"] = [rename(s) for s in pipeline["sources"]]
-    pipeline["output"] = rename(pipeline["output"])
-    pipeline["dead_letter"] = rename(pipeline["dead_letter"])
-    if pipeline.get("warnings"):
-        pipeline["warnings"] = rename(pipeline["warnings"])
-    for sink in doc["sinks"]:
-        sink["source"] = rename(sink["source"])
-    doc.update(overrides)
-    return doc
-
-
-def write_yaml(path: Path, doc: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+__all__ = ["DEFAULT_TOPOLOGY", "ROOT", "isolated_topology", "write_yaml"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

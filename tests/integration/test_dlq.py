@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
-import sys
 import uuid
 
 import httpx
 import orjson
+import redis
 
-from headwater.runtime.projects import Project
+from headwater.runtime.projects import Project, ProjectResolver
 from headwater.runtime.restrictions import add_restriction, remove_restriction
 from headwater.runtime.settings import Endpoints
-from tests.conftest import ROOT
-from tests.integration.conftest import Pipeline, StartGateway, StartWorker, stack_env, wait_for_count
+from tests.support import ROOT
+from tests.support.clickhouse import wait_for_count
+from tests.support.processes import StartGateway, StartWorker, headwater_command, stack_env
+from tests.support.topology import Pipeline
+from tests.support.waiting import wait_until
 
 
 def _cli(stack: Endpoints, pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **stack_env(stack), "HEADWATER_TOPOLOGY": str(pipeline.path)}
-    return subprocess.run([sys.executable, "-m", "headwater.cli", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(headwater_command(*args), env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def _cached_restrictions(redis_url: str, token: str) -> list[object]:
+    """The restrictions of the project Redis caches for ``token`` (none when nothing is cached)."""
+    with redis.Redis.from_url(redis_url) as client:
+        cached = client.get(ProjectResolver.REDIS_PREFIX + token)
+    project = json.loads(cached) if cached else None
+    return list(project["restrictions"]) if project else []
 
 
 async def test_dead_lettered_events_are_listed_replayed_and_land(
@@ -31,7 +41,7 @@ async def test_dead_lettered_events_are_listed_replayed_and_land(
     restriction = await add_restriction(stack.postgres, project.id, "dead_letter", events=[],
                                         distinct_ids=["held"], uuids=[])
     gateway = start_gateway(pipeline, HEADWATER_TOKEN_CACHE_SECONDS="1")
-    start_worker(pipeline, HEADWATER_TOKEN_CACHE_SECONDS="1")
+    worker = start_worker(pipeline, HEADWATER_TOKEN_CACHE_SECONDS="1")
     held = [str(uuid.uuid4()) for _ in range(3)]
     batch = [{"event": "e", "distinct_id": "held", "uuid": u} for u in held]
     batch.append({"event": "e", "distinct_id": "free", "uuid": str(uuid.uuid4())})
@@ -52,7 +62,12 @@ async def test_dead_lettered_events_are_listed_replayed_and_land(
     assert "3 dead letter(s) would be replayed" in dry.stderr
 
     assert await remove_restriction(stack.postgres, restriction.id)
-    await asyncio.sleep(1.5)  # the worker applies restrictions too; let its cached project expire
+    # The worker applies restrictions too, from the project it caches in process and in Redis. A
+    # new worker has nothing cached in process; Redis forgets the restriction within a second.
+    worker.stop()
+    wait_until(lambda: not _cached_restrictions(stack.redis, project.api_token), 10,
+               "Redis still holds the removed restriction")
+    start_worker(pipeline, HEADWATER_TOKEN_CACHE_SECONDS="1")
     replayed = _cli(stack, pipeline, "dlq", "replay", "--filter", "reason=event_restriction")
     assert replayed.returncode == 0, replayed.stderr
     assert "3 dead letter(s) replayed" in replayed.stderr

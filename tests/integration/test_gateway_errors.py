@@ -16,13 +16,15 @@ import orjson
 import pytest
 
 from headwater.runtime.projects import Project
-from headwater.runtime.settings import Endpoints, Settings
+from headwater.runtime.settings import Settings
 from headwater.stack.kafka import KafkaService
 from headwater.stack.process import pick_port, terminate
 from headwater.stack.service import StackContext
 from headwater.stack.state import ServiceRecord
-from tests.conftest import isolated_topology, write_yaml
-from tests.integration.conftest import Pipeline, StartGateway, read_uuids
+from tests.support.kafka import read_uuids
+from tests.support.processes import StartGateway
+from tests.support.topology import Pipeline, isolated_pipeline, isolated_topology
+from tests.support.waiting import wait_until
 
 
 def _batch(token: str, n: int = 1, uuids: list[str] | None = None) -> bytes:
@@ -44,6 +46,7 @@ def _error(response: httpx.Response, status: int, code: str) -> None:
 def test_bad_input_gets_a_json_error_with_a_code(pipeline: Pipeline, project: Project,
                                                  start_gateway: StartGateway) -> None:
     gateway = start_gateway(pipeline)
+
     def post(body: bytes, **kw: Any) -> httpx.Response:
         return httpx.post(f"{gateway.url}/batch/", content=body, timeout=10, **kw)
 
@@ -79,18 +82,13 @@ def private_kafka(settings: Settings, tmp_path: Path) -> Iterator[PrivateKafka]:
     shutil.rmtree(ctx.state_dir, ignore_errors=True)
 
 
-def test_kafka_stopped_mid_load_every_200_is_in_kafka(private_kafka: PrivateKafka, stack: Endpoints, project: Project,
+def test_kafka_stopped_mid_load_every_200_is_in_kafka(private_kafka: PrivateKafka, project: Project,
                                                       start_gateway: StartGateway, tmp_path: Path) -> None:
     """Senders keep posting while the broker is stopped and restarted: 200 means written, else 503."""
-    from headwater.migrate import migrate_kafka
-    from headwater.runtime.topology import load_topology
-
     service, ctx, record = private_kafka
-    path = write_yaml(tmp_path / "topology.yaml", isolated_topology("down_"))
-    topology = load_topology(path)
-    migrate_kafka(record.url, topology, lambda _: None)
-    gateway = start_gateway(Pipeline(path, topology), HEADWATER_KAFKA_BOOTSTRAP=record.url,
-                            HEADWATER_PRODUCE_TIMEOUT_SECONDS="3")
+    pipeline = isolated_pipeline(record.url, tmp_path / "topology.yaml", isolated_topology("down_"))
+    topology = pipeline.topology
+    gateway = start_gateway(pipeline, HEADWATER_KAFKA_BOOTSTRAP=record.url, HEADWATER_PRODUCE_TIMEOUT_SECONDS="3")
 
     outcomes: list[tuple[float, int, list[str]]] = []
     lock = threading.Lock()
@@ -103,20 +101,27 @@ def test_kafka_stopped_mid_load_every_200_is_in_kafka(private_kafka: PrivateKafk
                 response = client.post(f"{gateway.url}/batch/", content=_batch(project.api_token, uuids=ids))
                 with lock:
                     outcomes.append((time.monotonic(), response.status_code, ids))
-                time.sleep(0.02)
+                time.sleep(0.02)  # pacing: a steady load, not a flood
+
+    def answered(status: int, after: float, at_least: int = 1) -> bool:
+        with lock:
+            return sum(1 for t, s, _ in outcomes if s == status and t > after) >= at_least
 
     threads = [threading.Thread(target=sender) for _ in range(4)]
     for thread in threads:
         thread.start()
-    restarted = None
+    restarted: ServiceRecord | None = None
     try:
-        time.sleep(2)
+        wait_until(lambda: answered(200, 0, at_least=20), 30, "no 200s with Kafka up", logs=[gateway.process])
         terminate(record.pid)
         killed_at = time.monotonic()
-        time.sleep(6)
+        # the produce timeout is 3 s: requests then get their 503
+        wait_until(lambda: answered(503, killed_at, at_least=8), 30, "no 503 with Kafka down",
+                   logs=[gateway.process])
         restarted = service.start(ctx, record.port)
         recovered_at = time.monotonic()
-        time.sleep(6)
+        wait_until(lambda: answered(200, recovered_at, at_least=20), 60, "no 200s after Kafka came back",
+                   logs=[gateway.process])
     finally:
         stop.set()
         for thread in threads:
@@ -126,10 +131,11 @@ def test_kafka_stopped_mid_load_every_200_is_in_kafka(private_kafka: PrivateKafk
         assert statuses <= {200, 503}, statuses
         assert any(s == 200 for t, s, _ in outcomes if t < killed_at)
         assert any(s == 503 for t, s, _ in outcomes if killed_at < t < recovered_at)
-        assert any(s == 200 for t, s, _ in outcomes if t > recovered_at + 3)
+        assert any(s == 200 for t, s, _ in outcomes if t > recovered_at)
         accepted = {u for _, status, ids in outcomes if status == 200 for u in ids}
         partitions = topology.topics[topology.capture.topic].partitions
         missing = accepted - set(read_uuids(restarted.url, topology.capture.topic, partitions))
         assert not missing, f"{len(missing)} events answered 200 are not in Kafka"
     finally:
-        terminate(restarted.pid)
+        if restarted is not None:
+            terminate(restarted.pid)

@@ -26,7 +26,6 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -50,7 +49,10 @@ from schemathesis.specs.openapi.checks import (
 from capture_gateway.lzstring import compress_to_base64
 from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
-from tests.integration.conftest import Pipeline, StartGateway, read_uuids
+from tests.support.kafka import read_uuids
+from tests.support.logs import LogWatch
+from tests.support.processes import Gateway, StartGateway
+from tests.support.topology import Pipeline
 
 CAPTURE_PATHS = ("/e", "/e/", "/i/v0/e/", "/capture", "/track", "/engage/", "/batch/")
 ALLOWED = frozenset({200, 204, 400, 401, 408, 413, 415, 429})
@@ -65,19 +67,13 @@ SCHEMA_SECONDS = 80.0  # operations not started by then are skipped (and reporte
 # ---------------------------------------------------------------- the gateway's log
 
 
-class LogWatch:
-    """Reads what the gateway logged since the last look."""
+def after_the_last_answer(gateway: Gateway) -> None:
+    """Return once the gateway has logged what it logs after its answers (a 5xx's second traceback).
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = path.stat().st_size if path.exists() else 0
-
-    def new(self) -> str:
-        with self.path.open("rb") as fh:
-            fh.seek(self.offset)
-            data = fh.read()
-        self.offset += len(data)
-        return data.decode(errors="replace")
+    What a request logs after its answer is logged by the same task, before it next awaits; one
+    more request answered by the same event loop (``/_liveness``) comes after that.
+    """
+    assert httpx.get(f"{gateway.url}/_liveness", timeout=TIMEOUT).status_code == 200
 
 
 def log_excerpt(log: str, limit: int = 40) -> str:
@@ -569,7 +565,7 @@ def test_random_capture_requests(stack: Endpoints, pipeline: Pipeline, project: 
 
         one_request()
 
-    time.sleep(0.5)  # what the gateway logs after the last answer
+    after_the_last_answer(gateway)
     late_log()
     capture = pipeline.topology.capture
     in_kafka: set[str] = set()
@@ -668,7 +664,7 @@ def test_openapi_contract(pipeline: Pipeline, project: Project, start_gateway: S
                 except Exception as exc:  # keep going: report every operation that fails
                     failures.append(f"--- {label}\n" + "\n".join(_describe(exc)))
 
-    time.sleep(0.5)
+    after_the_last_answer(gateway)
     if failures:
         pytest.fail(f"{calls} cases; {len(failures)} operations failed:\n\n" + "\n\n".join(failures), pytrace=False)
     assert not skipped, f"time budget ran out before: {skipped}"
@@ -764,7 +760,7 @@ def test_found_by_fuzzing(pipeline: Pipeline, project: Project, start_gateway: S
     event = {"event": "e", "distinct_id": "d", "uuid": str(uuid.uuid4()), "token": project.api_token, **fields}
     body = {"api_key": project.api_token, "batch": [event]} if path == "/batch/" else event
     response = httpx.post(f"{gateway.url}{path}", params=params, content=json.dumps(body), timeout=TIMEOUT)
-    time.sleep(0.2)
+    after_the_last_answer(gateway)
     assert response.status_code in {200, 400, 413}, (
         f"{response.status_code} {response.text[:300]}\nlog:\n{log_excerpt(log.new())}")
     assert "Traceback" not in log.new()
@@ -794,8 +790,13 @@ def test_an_oversized_event_writes_nothing_of_its_request(stack: Endpoints, pipe
         {"event": "big", "distinct_id": big_user, "uuid": big, "properties": {"blob": "x" * 1_200_000}},
     ]}
     response = httpx.post(f"{gateway.url}/batch/", content=json.dumps(body), timeout=TIMEOUT)
-    time.sleep(1)  # an envelope produced before the error is delivered within linger.ms plus a round trip
+    # Kafka keeps a partition's order (the producer is idempotent): once an event sent after this
+    # request to the small event's partition is in Kafka, whatever the request wrote there is too.
+    marker = str(uuid.uuid4())
+    sent_after = {"api_key": token, "batch": [{"event": "marker", "distinct_id": small_user, "uuid": marker}]}
+    assert httpx.post(f"{gateway.url}/batch/", content=json.dumps(sent_after), timeout=TIMEOUT).status_code == 200
     written = set(read_uuids(stack.kafka, topic, partitions))
+    assert marker in written
     if response.status_code == 200:
         assert {small, big} <= written
     else:

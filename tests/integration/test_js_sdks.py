@@ -27,8 +27,10 @@ import pytest
 from capture_gateway.lzstring import compress_to_base64
 from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
-from tests.conftest import ROOT
-from tests.integration.conftest import Pipeline, StartGateway, read_topic
+from tests.support import ROOT
+from tests.support.kafka import read_topic
+from tests.support.processes import StartGateway
+from tests.support.topology import Pipeline
 
 NODE_DIR = ROOT / "tests" / "node"
 JS_VERSION = "1.449.2"

@@ -25,8 +25,10 @@ import pytest
 
 from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
-from tests.integration.conftest import Pipeline, StartGateway
 from tests.integration.test_js_sdks import NODE_DIR, landed, node_binary
+from tests.support.processes import StartGateway
+from tests.support.topology import Pipeline
+from tests.support.waiting import WaitTimeout, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 DIST = NODE_DIR / "node_modules" / "posthog-js" / "dist"
@@ -141,13 +143,16 @@ def test_posthog_js_in_chromium_lands_in_kafka(stack: Endpoints, pipeline: Pipel
     expected = {"$pageview", "browser_event", "$identify", "after_identify"}
     browser = Browser(node, f"{page_url}/index.html", max_seconds=50, stderr=tmp_path / "browser.stderr")
     events: dict[str, dict[str, Any]] = {}
-    try:
-        deadline = time.monotonic() + 40  # posthog-js flushes its queue on a timer (about 3 s)
-        while time.monotonic() < deadline and browser.proc.poll() is None:
-            events = landed(stack, pipeline)
-            if expected <= {e["event"] for e in events.values()}:
-                break
-            time.sleep(0.5)
+
+    def arrived() -> bool:
+        nonlocal events
+        events = landed(stack, pipeline)
+        return expected <= {e["event"] for e in events.values()} or browser.proc.poll() is not None
+
+    try:  # posthog-js flushes its queue on a timer (about 3 s)
+        wait_until(arrived, 40, "posthog-js's events did not all arrive", interval=0.5)
+    except WaitTimeout:
+        pass  # the assertions below say what arrived, with the browser's transcript
     finally:
         browser.close()
     transcript = browser.transcript()

@@ -9,7 +9,9 @@ from posthog import Posthog
 
 from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
-from tests.integration.conftest import Pipeline, StartGateway, StartWorker, select, wait_for_count
+from tests.support.clickhouse import select, wait_for_count
+from tests.support.processes import StartGateway, StartWorker
+from tests.support.topology import Pipeline
 
 
 @pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])

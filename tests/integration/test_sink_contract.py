@@ -34,7 +34,8 @@ from sinks.base import Record
 from sinks.clickhouse.client import connect as clickhouse_connect
 from sinks.registry import sink_types
 from streams.checkpoint import Checkpoint
-from tests.integration.conftest import select
+from tests.support.clickhouse import select
+from tests.support.waiting import wait_until
 
 
 class Contract(Protocol):
@@ -171,6 +172,7 @@ class _Topic:
 async def test_an_unreachable_destination_is_retried_and_nothing_is_acknowledged(built: Built) -> None:
     sink = sink_types()[built.type].build("contract_down", built.config, built.contract.unreachable(built.endpoints))
     agent = SinkAgent(sink, "events_processed")
+
     def retries() -> float:
         return REGISTRY.get_sample_value("headwater_sink_retries_total", {"sink": "contract_down"}) or 0.0
 
@@ -180,11 +182,12 @@ async def test_an_unreachable_destination_is_retried_and_nothing_is_acknowledged
     value = encode_envelope("processed_envelope", [dict(built.contract.record())])
     await agent.handle([(value, None)], checkpoint)
     commit = asyncio.ensure_future(checkpoint.commit())
+
+    async def retried() -> bool:  # async, so that the commit runs on this loop meanwhile
+        return retries() >= before + 2
+
     try:
-        deadline = asyncio.get_running_loop().time() + 30
-        while retries() < before + 2 and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
-        assert retries() >= before + 2, "the sink did not retry"
+        await wait_until(retried, 30, "the sink did not retry", interval=0.05)
         assert not commit.done(), "the flush gave up on a destination that is only unreachable"
         assert not message.acked
     finally:

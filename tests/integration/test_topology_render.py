@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from headwater.runtime.topology import load_topology
-from tests.conftest import DEFAULT_TOPOLOGY, ROOT
+from tests.support import DEFAULT_TOPOLOGY, ROOT
 
 RENDER = ROOT / "tests" / "node" / "render_mermaid.mjs"
 

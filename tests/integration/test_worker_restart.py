@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import signal
-import time
 import uuid
 
+import httpx
 import pytest
 from posthog import Posthog
 
 from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
-from tests.integration.conftest import Pipeline, StartGateway, StartWorker, select, wait_for_count
+from headwater.stack.process import pick_port
+from tests.support.clickhouse import count, select, wait_for_count
+from tests.support.kafka import committed, lag
+from tests.support.metrics import scrape
+from tests.support.processes import Process, StartGateway, StartWorker
+from tests.support.topology import Pipeline
+from tests.support.waiting import wait_until
 
 
 def _send(url: str, token: str, n: int, tag: str) -> set[str]:
@@ -25,26 +31,33 @@ def _send(url: str, token: str, n: int, tag: str) -> set[str]:
     return sent
 
 
+def _wait_caught_up(stack: Endpoints, pipeline: Pipeline, topics: dict[str, int], worker: Process) -> None:
+    """Until the worker's group has committed every message of ``topics``."""
+    wait_until(lambda: lag(stack.kafka, pipeline.group, topics) == 0, 60,
+               f"the worker did not commit everything of {sorted(topics)}", interval=0.5, logs=[worker])
+
+
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["graceful", "killed"])
 async def test_restarted_worker_loses_nothing_and_duplicates_nothing(
     stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway, start_worker: StartWorker,
-    how: signal.Signals
+    how: signal.Signals,
 ) -> None:
     gateway = start_gateway(pipeline)
     table = f"events FINAL WHERE team_id = {project.id}"
     first = start_worker(pipeline)
     sent = _send(gateway.url, project.api_token, 400, "before")
     # Stop the worker while it is still working through the first events.
-    await wait_for_count(stack, f"SELECT count() FROM {table}", 1, timeout=60)
+    await wait_for_count(stack, f"SELECT count() FROM {table}", 1, timeout=60, logs=[first])
     first.stop(how)
     sent |= _send(gateway.url, project.api_token, 400, "between")
-    start_worker(pipeline)
+    second = start_worker(pipeline)
     sent |= _send(gateway.url, project.api_token, 200, "after")
 
-    count = await wait_for_count(stack, f"SELECT count() FROM {table}", len(sent), timeout=120)
-    time.sleep(2)  # anything redelivered late would land now
-    count = int((await select(stack, f"SELECT count() FROM {table}")).rows[0][0])
-    assert count == len(sent)
+    await wait_for_count(stack, f"SELECT count() FROM {table}", len(sent), timeout=120, logs=[second])
+    # A sink writes a redelivered event before it commits it: once the group has committed
+    # everything it reads, nothing more will land.
+    _wait_caught_up(stack, pipeline, pipeline.worker_reads(), second)
+    assert await count(stack, f"SELECT count() FROM {table}") == len(sent)
     landed = {r[0] for r in (await select(stack, f"SELECT toString(uuid) FROM {table}")).rows}
     assert landed == sent
 
@@ -52,17 +65,40 @@ async def test_restarted_worker_loses_nothing_and_duplicates_nothing(
 async def test_nothing_is_committed_while_the_sink_cannot_write(
     stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway, start_worker: StartWorker
 ) -> None:
-    """A worker whose ClickHouse is unreachable retries and commits nothing; its successor writes it all."""
-    from headwater.stack.process import pick_port
+    """A worker whose ClickHouse is unreachable retries and commits nothing its sinks read; its successor writes it all.
 
+    The proof does not rest on time passing. (1) The sink retries: the worker joined its group,
+    holds partitions, and the sink has a batch it cannot flush. (2) Events sent after that are
+    committed on the pipeline's source topics: a commit of the worker's group ran after the
+    sink's batch was in flight, and Faust commits every acked offset of the group in one go.
+    (3) Yet the group has no offset on the sinks' source topics, then or after a graceful stop
+    (Faust commits acked offsets on the way out). Were the batch acked before its flush, (3)
+    fails; were it acked when the worker stops (``take()``'s ``finally``) or when the sink gives
+    up, the successor would start after it and (4) would never see every event.
+    """
     gateway = start_gateway(pipeline)
-    dead_clickhouse = f"http://127.0.0.1:{pick_port(0)}"
-    stuck = start_worker(pipeline, HEADWATER_CLICKHOUSE_URL=dead_clickhouse)
+    stuck = start_worker(pipeline, HEADWATER_CLICKHOUSE_URL=f"http://127.0.0.1:{pick_port(0)}")
     sent = _send(gateway.url, project.api_token, 300, "stuck")
-    time.sleep(8)  # several commit intervals pass while the sink retries
+
+    def sink_retries() -> float:
+        return scrape(f"{stuck.url}/metrics").value("headwater_sink_retries_total", sink="clickhouse") or 0.0
+
+    wait_until(lambda: sink_retries() >= 1, 90, "the sink never retried its first batch", interval=0.5,
+               logs=[stuck], ignore=(httpx.HTTPError,))
+    sent |= _send(gateway.url, project.api_token, 50, "later")
+    _wait_caught_up(stack, pipeline, pipeline.pipeline_sources(), stuck)
+
+    def sinks_committed() -> dict[str, dict[int, int | None]]:
+        return {topic: offsets for topic, partitions in pipeline.sink_sources().items()
+                if any((offsets := committed(stack.kafka, pipeline.group, topic, partitions)).values())}
+
+    assert sinks_committed() == {}, "offsets committed while the sink could not write"
+    assert sink_retries() >= 2, "the sink gave up instead of retrying"
     stuck.stop(signal.SIGTERM)
-    assert "ClickHouse insert failed, retrying" in stuck.tail(200)
-    start_worker(pipeline)
+    assert sinks_committed() == {}, "offsets committed when the worker stopped"
+    assert "ClickHouse insert failed, retrying" in stuck.log.read_text(errors="replace")
+
+    successor = start_worker(pipeline)
     table = f"events FINAL WHERE team_id = {project.id}"
-    count = await wait_for_count(stack, f"SELECT count() FROM {table}", len(sent), timeout=120)
-    assert count == len(sent)
+    assert await wait_for_count(stack, f"SELECT count() FROM {table}", len(sent), timeout=120,
+                                logs=[successor]) == len(sent)

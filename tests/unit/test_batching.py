@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
-from streams.batching import consume_in_batches
+from streams.batching import Handler, consume_in_batches
 from streams.checkpoint import Checkpoint
+from tests.support.waiting import wait_until
 
 
 class _Message:
@@ -35,20 +35,25 @@ class _Stream:
         await asyncio.sleep(3600)  # a stream does not end; the test cancels it
 
 
-async def _run(messages: list[_Message], handle: Any, until: Any, max_events: int = 100) -> list[BaseException]:
+async def _run(messages: list[_Message], handle: Handler, until: Callable[[], bool],
+               max_events: int = 100) -> list[BaseException]:
+    """Consume ``messages`` until ``until()`` holds or a fatal error stops it; the fatal errors."""
     fatal: list[BaseException] = []
 
     async def on_fatal(exc: BaseException) -> None:
         fatal.append(exc)
 
+    async def finished() -> bool:
+        return until() or bool(fatal)
+
     task = asyncio.create_task(consume_in_batches(
         _Stream(messages), handle, dead_letter_topic=None, max_events=max_events, max_seconds=0.2,  # type: ignore[arg-type]
         on_fatal=on_fatal))
-    deadline = asyncio.get_running_loop().time() + 10
-    while not until() and not fatal and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.01)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    try:
+        await wait_until(finished, 10, "the batches were not handled", interval=0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
     return fatal
 
 
@@ -80,9 +85,11 @@ async def test_the_next_batch_is_handled_while_the_commit_is_in_flight_and_acks_
 
         checkpoint.on_flush(slow_flush)
 
+    async def handled_1() -> bool:
+        return "handle 1" in log
+
     async def let_go() -> None:
-        while "handle 1" not in log:
-            await asyncio.sleep(0.01)
+        await wait_until(handled_1, 10, "batch 1 was not handled while commit 0 was in flight", interval=0.01)
         release.set()
 
     releaser = asyncio.create_task(let_go())
