@@ -21,13 +21,20 @@ from capture_gateway.events import (
     to_raw_event,
     uuid7,
 )
+from schemas.events import RawEvent
 
 NOW = 1_700_000_000_000_000  # 2023-11-14T22:13:20Z in microseconds
 CTX = CaptureContext(now=NOW, ip="1.2.3.4", sent_at_ms=None, engage=False)
 
 
-def _one(event: dict[str, Any], batch_sent_at: Any = None, ctx: CaptureContext = CTX):  # type: ignore[no-untyped-def]
+def _maybe(event: dict[str, Any], batch_sent_at: Any = None, ctx: CaptureContext = CTX) -> RawEvent | None:
     return to_raw_event(event, "phc_x", Batch([event], "phc_x", batch_sent_at, False), ctx)
+
+
+def _one(event: dict[str, Any], batch_sent_at: Any = None, ctx: CaptureContext = CTX) -> RawEvent:
+    raw = _maybe(event, batch_sent_at, ctx)
+    assert raw is not None, f"{event} was dropped"
+    return raw
 
 
 def test_body_shapes() -> None:
@@ -81,7 +88,7 @@ def test_uuid7_is_time_ordered() -> None:
 def test_event_name_rules() -> None:
     with pytest.raises(BadRequest):
         _one({"distinct_id": "d"})
-    assert _one({"event": "$performance_event", "distinct_id": "d"}) is None
+    assert _maybe({"event": "$performance_event", "distinct_id": "d"}) is None
     engage = CaptureContext(now=NOW, ip=None, sent_at_ms=None, engage=True)
     assert _one({"distinct_id": "d", "$set": {"a": 1}}, ctx=engage)["event"] == "$identify"
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.envelope import pack
+from schemas.envelope import Envelope, pack
 from schemas.partitioner import partition_for
 
 Event = tuple[str, int]  # (distinct_id, sequence number)
 
 
-def _pack(events: list[Event], partitions: int, max_bytes: int = 10_000):  # type: ignore[no-untyped-def]
+def _pack(events: list[Event], partitions: int, max_bytes: int = 10_000) -> list[Envelope[Event]]:
     return pack(events, key_of=lambda e: e[0].encode(), size_of=lambda e: 100, partitions=partitions,
                 max_bytes=max_bytes)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from headwater.cli import app
 from headwater.runtime.topology import load_topology
@@ -14,7 +14,7 @@ from tests.conftest import DEFAULT_TOPOLOGY, ROOT
 runner = CliRunner()
 
 
-def _run(*args: str):  # type: ignore[no-untyped-def]
+def _run(*args: str) -> Result:
     return runner.invoke(app, list(args))
 
 
