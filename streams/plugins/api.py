@@ -17,12 +17,18 @@ block). It returns the event (changed or not), ``Drop("reason")`` to end it on p
 by reason, no warning), or ``None`` to drop it as a transformation would (counted as
 ``dropped_by_plugin`` and recorded as the ingestion warning ``event_dropped_by_transformation``).
 Raising ``PluginError`` (or anything else), or taking longer than the stage's
-``timeout_seconds``, applies the stage's ``on_error`` policy; a slow plugin never stalls other
-keys for longer than that timeout.
+``timeout_seconds``, applies the stage's ``on_error`` policy to that event alone.
+
+A plugin that talks to a service should do it once per batch, not once per event: it may
+define ``async def process_batch(self, events: list[Event], ctx) -> list[Event | Drop | None]``
+(one result per event, in order) and the worker calls that instead of ``process``. Raising
+there fails the whole call: the worker bisects the batch to find the events that fail alone.
+The stage's ``timeout_seconds`` applies to one call: the batch (up to a few thousand events),
+whichever method runs it.
 
 Life cycle: the worker calls ``setup`` once when it starts, before it consumes (a failing
-``setup`` stops the worker with an error naming the stage), ``process`` per event, and
-``close`` once when it stops (only if ``setup`` succeeded).
+``setup`` stops the worker with an error naming the stage), ``process`` (or ``process_batch``)
+per event (per batch), and ``close`` once when it stops (only if ``setup`` succeeded).
 
 ``event.set``/``event.set_once`` are the person properties the event sets (wherever the SDK put
 them: top level or ``properties["$set"]``); ``properties`` holds no ``$set``/``$set_once`` while
@@ -33,7 +39,7 @@ the plugin runs before or after ``normalize`` (``streams.stages.normalize.merge_
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -121,3 +127,7 @@ class Plugin(Generic[ConfigT]):
 
     async def close(self) -> None:
         """Called once when the worker stops, if ``setup`` succeeded."""
+
+
+BatchMethod = Callable[[list[Event], PluginContext[Any]], Awaitable[list[Event | Drop | None]]]
+"""A plugin's optional ``process_batch`` (bound): the batch's events → one result per event."""

@@ -1,4 +1,4 @@
-"""A plugin as a pipeline stage: converts events in and out, starts the plugin, runs sync plugins in threads.
+"""A plugin as a pipeline stage: converts events in and out, starts the plugin, runs it on a batch.
 
 Person updates: on the way in, the SDK's top-level ``$set``/``$set_once`` are folded into the
 properties (``normalize``'s rule, ``fold_person_updates``) and handed to the plugin as
@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import logging
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,15 +22,16 @@ from pydantic import BaseModel
 from streams import telemetry
 from streams.errors import PluginError, StageError
 from streams.event import PipelineEvent
-from streams.plugins.api import Event, Plugin, PluginContext, PluginMetrics
+from streams.plugins.api import BatchMethod, Event, Plugin, PluginContext, PluginMetrics
 from streams.plugins.kv import KeyValueStore
-from streams.stages.base import Drop, Ok, Outcome
+from streams.stages.base import Drop, Errored, Ok, Outcome
 from streams.stages.normalize import fold_person_updates, merge_person_updates
 
 DROP_REASON = re.compile(r"[a-z][a-z0-9_]{0,63}")
 """A plugin's ``Drop`` reason is a metric label: a fixed snake_case word ..."""
 MAX_DROP_REASONS = 32
 """... and one plugin has a few of them, not one per user or per value."""
+DROPPED = Drop("dropped_by_plugin")
 
 
 class StageMetrics:
@@ -61,6 +63,11 @@ def to_plugin_event(event: PipelineEvent) -> Event:
     )
 
 
+def _give_back(event: PipelineEvent, sent: Event) -> None:
+    """Put the person updates ``to_plugin_event`` took out back: the event may be tried again."""
+    merge_person_updates(event.properties, sent.set, sent.set_once)
+
+
 def apply_plugin_event(event: PipelineEvent, result: Event) -> None:
     """Write what the plugin returned back into the pipeline event."""
     raw = event.raw
@@ -72,8 +79,18 @@ def apply_plugin_event(event: PipelineEvent, result: Event) -> None:
     event.properties = result.properties
 
 
+Result = Event | Drop | None
+"""What a plugin answers for one event."""
+
+
 class PluginStage:
-    """Runs ``plugin`` on every event: an ``Event`` passes, ``Drop`` ends it, ``None`` drops it with a warning."""
+    """Runs ``plugin`` on a batch: an ``Event`` passes, ``Drop`` ends it, ``None`` drops it with a warning.
+
+    A plugin with ``process_batch`` gets the whole batch in one call. Otherwise ``process`` is
+    called per event: awaited in turn when it is ``async``, or, for a plain ``def``, the whole
+    batch in one worker thread (one thread hop per batch, not per event). What one event
+    raises fails that event alone (``Errored``): its neighbours go on.
+    """
 
     def __init__(self, name: str, plugin_cls: type[Plugin[Any]], config: BaseModel, kv: KeyValueStore,
                  metrics: PluginMetrics | None = None) -> None:
@@ -83,6 +100,7 @@ class PluginStage:
             metrics=metrics or StageMetrics(name),
         )
         self.plugin = plugin_cls(config, self.context)
+        self._batch: BatchMethod | None = getattr(self.plugin, "process_batch", None)
         self._is_async = inspect.iscoroutinefunction(self.plugin.process)
         self._ready = False
         self._setup_lock = asyncio.Lock()
@@ -95,26 +113,61 @@ class PluginStage:
                 await self.plugin.setup()
                 self._ready = True
 
-    async def process(self, event: PipelineEvent) -> Outcome:
+    async def process_batch(self, events: Sequence[PipelineEvent]) -> list[Outcome]:
         if not self._ready:
             raise StageError(f"plugin stage {self.name} was not started (StageRunner.start runs its setup)")
-        incoming = to_plugin_event(event)
+        incoming = [to_plugin_event(event) for event in events]
+        results: Sequence[Result | Errored]
         try:
-            if self._is_async:
-                result = await self.plugin.process(incoming, self.context)  # type: ignore[misc]
+            if self._batch is not None:
+                results = await self._batch(incoming, self.context)
+                if len(results) != len(incoming):
+                    raise PluginError(f"plugin {self.name} answered {len(results)} results for {len(incoming)} events")
+            elif self._is_async:
+                results = [await self._one(event) for event in incoming]
             else:
-                result = await asyncio.to_thread(self.plugin.process, incoming, self.context)
+                results = await asyncio.to_thread(self._each, incoming)
         except BaseException:
-            # the event may be tried again (retry, a timeout, an outage): give its person updates back
-            merge_person_updates(event.properties, incoming.set, incoming.set_once)
+            # the events may be tried again (retry, a timeout, an outage): give their person updates back
+            for event, sent in zip(events, incoming, strict=True):
+                _give_back(event, sent)
             raise
+        return [self._outcome(event, sent, result)
+                for event, sent, result in zip(events, incoming, results, strict=True)]
+
+    async def _one(self, event: Event) -> Result | Errored:
+        try:
+            return await self.plugin.process(event, self.context)  # type: ignore[no-any-return, misc]
+        except Exception as exc:  # noqa: BLE001 - fails this event alone
+            return Errored(exc)
+
+    def _each(self, events: list[Event]) -> list[Result | Errored]:
+        """A sync plugin over the batch, in a worker thread."""
+        results: list[Result | Errored] = []
+        for event in events:
+            try:
+                results.append(self.plugin.process(event, self.context))  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001 - fails this event alone
+                results.append(Errored(exc))
+        return results
+
+    def _outcome(self, event: PipelineEvent, sent: Event, result: object) -> Outcome:
+        if isinstance(result, Errored):
+            _give_back(event, sent)
+            return result
         if result is None:
             event.warn("event_dropped_by_transformation", key=self.name, stage=self.name)
-            return Drop("dropped_by_plugin")
+            return DROPPED
         if isinstance(result, Drop):
-            return self._checked(result)
+            try:
+                return self._checked(result)
+            except PluginError as exc:
+                _give_back(event, sent)
+                return Errored(exc)
         if not isinstance(result, Event):
-            raise PluginError(f"plugin {self.name} returned {type(result).__name__}, not an Event, a Drop or None")
+            _give_back(event, sent)
+            return Errored(PluginError(
+                f"plugin {self.name} returned {type(result).__name__}, not an Event, a Drop or None"))
         apply_plugin_event(event, result)
         return Ok(event)
 

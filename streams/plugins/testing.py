@@ -32,7 +32,7 @@ from streams.plugins.kv import MemoryKeyValue
 from streams.plugins.registry import resolve_plugin
 from streams.plugins.stage import PluginStage, to_plugin_event
 from streams.runner import start_stage
-from streams.stages.base import Drop, Ok
+from streams.stages.base import Drop, Errored, Ok
 
 __all__ = ["PluginHarness", "make_event"]
 
@@ -122,12 +122,15 @@ class PluginHarness:
             self._started = True
 
     async def run(self, *events: Event | Mapping[str, Any]) -> list[Event | None]:
-        """Each event through the plugin, in order: the event as the next stage sees it, or None if dropped."""
+        """The events through the plugin as one batch, as the worker calls it: each event as the
+        next stage sees it, or None if dropped. The first event's exception is raised here."""
         await self.start()
+        pipeline_events = [_pipeline_event(event if isinstance(event, Event) else _from_sdk(event)) for event in events]
+        outcomes = await self.stage.process_batch(pipeline_events)
         out: list[Event | None] = []
-        for event in events:
-            pipeline_event = _pipeline_event(event if isinstance(event, Event) else _from_sdk(event))
-            outcome = await self.stage.process(pipeline_event)
+        for pipeline_event, outcome in zip(pipeline_events, outcomes, strict=True):
+            if isinstance(outcome, Errored):
+                raise outcome.error
             self.warnings += [w.type for w in pipeline_event.warnings]
             if isinstance(outcome, Drop):
                 self.dropped.append(outcome.reason)

@@ -1,21 +1,28 @@
-"""What a stage is: a named step that turns one event into an outcome.
+"""What a stage is: a named step that turns a batch of events into one outcome per event.
 
 Outcomes are values, not exceptions: ``Ok`` passes the event on, ``Drop`` ends it (counted,
 with a reason), ``DeadLetter`` sends the original to the dead-letter topic, ``Retry`` asks the
-runner to try the stage again after a backoff. An exception raised by a stage, or a stage
-that takes longer than its ``timeout_seconds``, is treated as the stage's declared
-``on_error`` policy (see ``streams.runner``); ``headwater.errors.Unavailable`` (Redis or
-Postgres is down) is retried like ``Retry``. Stages may add ingestion warnings with
+runner to try the stage again on that event after a backoff, ``Errored`` says "this event
+failed" and lets the stage's declared ``on_error`` policy decide (see ``streams.runner``).
+An exception raised by ``process_batch``, or a call that takes longer than the stage's
+``timeout_seconds``, fails the whole call: the runner isolates the failing events by bisecting
+the batch, so one bad event never dead-letters its neighbours. ``headwater.errors.Unavailable``
+(Redis or Postgres is down) is retried like ``Retry``. Stages may add ingestion warnings with
 ``event.warn(...)``.
 
-Life cycle: the runner calls ``start`` once, before the first event (the worker's pipeline
-agent before it consumes, ``topology test`` before its cases), then ``process`` per event,
-then ``close`` once when the worker stops.
+Stages are batch-first. A stage that talks to a service does it once per batch in
+``process_batch``; a stage that is naturally per event subclasses ``EventStage`` and writes
+only a plain (not ``async``) ``process(event)``: the adapter loops, and an exception there
+becomes that event's ``Errored``.
+
+Life cycle: the runner calls ``start`` once, before the first batch (the worker's pipeline
+agent before it consumes, ``topology test`` before its cases), then ``process_batch`` per
+batch, then ``close`` once when the worker stops.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -53,7 +60,14 @@ class Retry:
     reason: str
 
 
-Outcome = Ok | Drop | DeadLetter | Retry
+@dataclass(frozen=True)
+class Errored:
+    """This event failed with ``error``: the stage's ``on_error`` policy decides what happens to it."""
+
+    error: Exception
+
+
+Outcome = Ok | Drop | DeadLetter | Retry | Errored
 
 
 class ProjectLookup(Protocol):
@@ -91,23 +105,47 @@ class BaseStage:
         return None
 
 
-class Stage(Protocol):
-    """A pipeline step. The runner calls ``process`` once per event, in key order.
+class EventStage(BaseStage):
+    """A stage that is naturally per event: implement ``process``; ``process_batch`` loops over it.
 
-    ``process`` must be quick and async (slow per-event work stalls the partition and
-    triggers rebalances). Raising, or passing the stage's timeout, means "apply my
-    ``on_error`` policy". ``close`` is called once when the worker stops.
+    ``process`` is a plain function (no I/O: a stage that needs a service implements
+    ``process_batch`` and makes one round trip per batch). An exception it raises becomes that
+    event's ``Errored`` outcome; the other events of the batch go on.
+    """
+
+    def process(self, event: PipelineEvent) -> Outcome:
+        raise NotImplementedError
+
+    async def process_batch(self, events: Sequence[PipelineEvent]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        append = outcomes.append
+        process = self.process
+        for event in events:
+            try:
+                append(process(event))
+            except Exception as exc:  # noqa: BLE001 - this event's on_error policy decides
+                append(Errored(exc))
+        return outcomes
+
+
+class Stage(Protocol):
+    """A pipeline step. The runner calls ``process_batch`` with a batch of events in key order.
+
+    ``process_batch`` returns one ``Outcome`` per event, in the order given, and must be quick
+    (a slow batch stalls the partitions and triggers rebalances). Raising, or taking longer
+    than the stage's ``timeout_seconds``, fails the call: the runner applies the ``on_error``
+    policy to the events, bisecting the batch to find the failing ones.
 
     ``start`` (``BaseStage`` has one that does nothing) is called once by ``StageRunner.start``
-    before the first event; its raising stops the worker before it consumes anything
+    before the first batch; its raising stops the worker before it consumes anything
     (``StageStartError``). Open files and clients there, so that a bad path or a refused login
-    fails at start instead of dead-lettering events.
+    fails at start instead of dead-lettering events. ``close`` is called once when the worker stops.
     """
 
     name: str
 
     async def start(self) -> None: ...
 
-    async def process(self, event: PipelineEvent) -> Outcome: ...
+    async def process_batch(self, events: Sequence[PipelineEvent]) -> Sequence[Outcome]: ...
 
     async def close(self) -> None: ...

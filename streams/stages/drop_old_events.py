@@ -7,7 +7,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 
 from streams.event import PipelineEvent
-from streams.stages.base import BaseStage, Drop, Ok, Outcome, StageResources
+from streams.stages.base import Drop, EventStage, Ok, Outcome, StageResources
 from streams.stages.registry import register_stage
 
 
@@ -17,12 +17,12 @@ class DropOldEventsConfig(BaseModel):
     max_age_days: float = Field(gt=0, description="Events older than this many days (by event time) are dropped.")
 
 
-class DropOldEvents(BaseStage):
+class DropOldEvents(EventStage):
     def __init__(self, name: str, config: DropOldEventsConfig) -> None:
         super().__init__(name)
         self._max_age_micros = int(config.max_age_days * 86_400 * 1_000_000)
 
-    async def process(self, event: PipelineEvent) -> Outcome:
+    def process(self, event: PipelineEvent) -> Outcome:
         if time.time_ns() // 1000 - event.raw["timestamp"] > self._max_age_micros:
             return Drop("too_old")
         return Ok(event)

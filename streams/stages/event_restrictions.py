@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from headwater.runtime.restrictions import actions_for
 from streams.event import PipelineEvent
-from streams.stages.base import BaseStage, DeadLetter, Drop, Ok, Outcome
+from streams.stages.base import DeadLetter, Drop, EventStage, Ok, Outcome
 from streams.stages.registry import NoConfig, register_stage
 
 
-class EventRestrictions(BaseStage):
-    async def process(self, event: PipelineEvent) -> Outcome:
+class EventRestrictions(EventStage):
+    def process(self, event: PipelineEvent) -> Outcome:
         project = event.project
         if project is None or not project.restrictions:
             return Ok(event)

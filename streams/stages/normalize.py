@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from streams.event import PipelineEvent
-from streams.stages.base import BaseStage, Ok, Outcome
+from streams.stages.base import EventStage, Ok, Outcome
 from streams.stages.registry import NoConfig, register_stage
 
 PERSON_KEYS = (
@@ -67,8 +67,8 @@ def _initial_name(key: str) -> str:
     return "$initial_" + key.removeprefix("$")
 
 
-class Normalize(BaseStage):
-    async def process(self, event: PipelineEvent) -> Outcome:
+class Normalize(EventStage):
+    def process(self, event: PipelineEvent) -> Outcome:
         fold_person_updates(event)
         raw, props = event.raw, event.properties
         if raw["ip"] and "$ip" not in props:

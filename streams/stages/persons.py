@@ -5,14 +5,14 @@ updates are stripped and person-only events are dropped with a warning."""
 from __future__ import annotations
 
 from streams.event import PipelineEvent
-from streams.stages.base import BaseStage, Drop, Ok, Outcome
+from streams.stages.base import Drop, EventStage, Ok, Outcome
 from streams.stages.registry import NoConfig, register_stage
 
 PERSON_EVENTS = frozenset({"$identify", "$create_alias", "$merge_dangerously", "$groupidentify"})
 
 
-class Persons(BaseStage):
-    async def process(self, event: PipelineEvent) -> Outcome:
+class Persons(EventStage):
+    def process(self, event: PipelineEvent) -> Outcome:
         if event.processes_person:
             return Ok(event)
         if event.raw["event"] in PERSON_EVENTS:

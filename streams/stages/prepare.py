@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from streams.event import PipelineEvent, to_processed
-from streams.stages.base import BaseStage, Ok, Outcome
+from streams.stages.base import EventStage, Ok, Outcome
 from streams.stages.registry import NoConfig, register_stage
 
 
-class Prepare(BaseStage):
-    async def process(self, event: PipelineEvent) -> Outcome:
+class Prepare(EventStage):
+    def process(self, event: PipelineEvent) -> Outcome:
         event.processed = to_processed(event)
         return Ok(event)
 

@@ -1,12 +1,20 @@
-"""``resolve_project``: the event's token → its project (REFERENCE §4: unknown → drop + count)."""
+"""``resolve_project``: the event's token → its project (REFERENCE §4: unknown → drop + count).
+
+A batch stage: each distinct token of the batch is looked up once (the lookup caches, so a
+batch usually costs no round trip at all).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from headwater.runtime.projects import Project
 from streams.event import PipelineEvent
 from streams.stages.base import BaseStage, Drop, Ok, Outcome, ProjectLookup, StageResources
 from streams.stages.registry import NoConfig, register_stage
+
+UNKNOWN_TOKEN = Drop("unknown_token")
 
 
 class ResolveProject(BaseStage):
@@ -14,13 +22,20 @@ class ResolveProject(BaseStage):
         super().__init__(name)
         self._projects = projects
 
-    async def process(self, event: PipelineEvent) -> Outcome:
-        project = await self._projects.resolve(event.raw["token"])  # Unavailable: the runner retries
-        if project is None:
-            return Drop("unknown_token")
-        event.team_id = project.id
-        event.project = project
-        return Ok(event)
+    async def process_batch(self, events: Sequence[PipelineEvent]) -> list[Outcome]:
+        found: dict[str, Project | None] = {}
+        for token in {event.raw["token"] for event in events}:
+            found[token] = await self._projects.resolve(token)  # Unavailable: the runner retries the batch
+        outcomes: list[Outcome] = []
+        for event in events:
+            project = found[event.raw["token"]]
+            if project is None:
+                outcomes.append(UNKNOWN_TOKEN)
+                continue
+            event.team_id = project.id
+            event.project = project
+            outcomes.append(Ok(event))
+        return outcomes
 
 
 def _build(name: str, _config: Any, resources: StageResources) -> ResolveProject:

@@ -14,7 +14,7 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field
 
 from streams.event import PipelineEvent
-from streams.stages.base import BaseStage, Drop, Ok, Outcome, StageResources
+from streams.stages.base import Drop, EventStage, Ok, Outcome, StageResources
 from streams.stages.registry import register_stage
 
 
@@ -25,12 +25,12 @@ class ValidateConfig(BaseModel):
     max_group_key_length: int = Field(400, ge=1, description="Longer group keys are removed from `$groups`.")
 
 
-class Validate(BaseStage):
+class Validate(EventStage):
     def __init__(self, name: str, config: ValidateConfig) -> None:
         super().__init__(name)
         self._config = config
 
-    async def process(self, event: PipelineEvent) -> Outcome:
+    def process(self, event: PipelineEvent) -> Outcome:
         raw = event.raw
         for warning in raw["capture_warnings"]:
             event.warn(warning)

@@ -390,7 +390,8 @@ async def test_user_agent_and_geoip_update_the_person(city_db: Path, geoip_after
     event = _raw_event(**{"$raw_user_agent": SAFARI_IPHONE})
     for stage in stages:
         await stage.start()
-        assert isinstance(await stage.process(event), Ok)
+        [outcome] = await stage.process_batch([event])
+        assert isinstance(outcome, Ok)
         await stage.close()
     found = event.properties
     assert (found["$ip"], found["$geoip_country_code"], found["$device_type"]) == ("1.2.3.4", "DE", "Mobile")

@@ -32,7 +32,7 @@ from streams.plugins.kv import MemoryKeyValue
 from streams.plugins.stage import PluginStage
 from streams.plugins.testing import PluginHarness, make_event
 from streams.runner import StageRunner
-from streams.stages.base import StageResources
+from streams.stages.base import Errored, StageResources
 from tests.conftest import ROOT
 from tests.unit.test_builtin_plugins import write_topology
 
@@ -296,8 +296,52 @@ async def test_a_plugin_that_returns_something_else_fails_the_event() -> None:
 
     stage = PluginStage("wrong", Wrong, NoSettings(), MemoryKeyValue())
     await stage.start()
-    with pytest.raises(PluginError, match="returned dict, not an Event, a Drop or None"):
-        await stage.process(_raw())
+    [outcome] = await stage.process_batch([_raw()])
+    assert isinstance(outcome, Errored)
+    assert isinstance(outcome.error, PluginError)
+    assert "returned dict, not an Event, a Drop or None" in str(outcome.error)
+
+
+# --- 5. batches: one call per batch for batch plugins, one thread hop per batch for sync ones -------------------
+
+
+async def test_a_plugin_with_process_batch_gets_the_batch_in_one_call() -> None:
+    calls: list[int] = []
+
+    class Enricher(Plugin[NoSettings]):
+        async def process(self, event: Event, ctx: PluginContext[NoSettings]) -> Event:
+            raise AssertionError("process_batch is called instead")
+
+        async def process_batch(self, events: list[Event], ctx: PluginContext[NoSettings]) -> list[Event | Drop | None]:
+            calls.append(len(events))
+            return [None if e.distinct_id == "gone" else Drop("skip") if e.distinct_id == "skip" else e for e in events]
+
+    stage = PluginStage("enrich", Enricher, NoSettings(), MemoryKeyValue())
+    await stage.start()
+    outcomes = await stage.process_batch([_raw(distinct_id="a"), _raw(distinct_id="gone"), _raw(distinct_id="skip")])
+    assert calls == [3]
+    assert [type(o).__name__ for o in outcomes] == ["Ok", "Drop", "Drop"]
+    assert [getattr(o, "reason", None) for o in outcomes[1:]] == ["dropped_by_plugin", "skip"]
+
+
+async def test_a_sync_plugin_runs_a_batch_in_one_thread_and_fails_only_the_bad_event() -> None:
+    import threading
+
+    threads: set[int] = set()
+
+    class Blocking(Plugin[NoSettings]):
+        def process(self, event: Event, ctx: PluginContext[NoSettings]) -> Event:
+            threads.add(threading.get_ident())
+            if event.properties.get("bad"):
+                raise PluginError("bad event")
+            return event
+
+    stage = PluginStage("blocking", Blocking, NoSettings(), MemoryKeyValue())
+    await stage.start()
+    outcomes = await stage.process_batch([_raw(), _raw(properties={"bad": True}), _raw()])
+    assert [type(o).__name__ for o in outcomes] == ["Ok", "Errored", "Ok"]
+    assert len(threads) == 1
+    assert threading.get_ident() not in threads
 
 
 # --- 6. the public surface: streams.plugins, its docs, the changelog, the scaffold ------------------------------

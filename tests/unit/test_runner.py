@@ -1,19 +1,23 @@
-"""The stage runner turns outcomes and exceptions into each stage's policy."""
+"""The stage runner: one call per stage per batch, and each stage's policy per event."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import pytest
+from prometheus_client import REGISTRY
 
+from headwater.errors import Unavailable
 from headwater.runtime.topology import StageSpec
 from schemas.events import RawEvent
 from streams import runner as runner_module
 from streams.errors import PipelineStopped
 from streams.event import PipelineEvent
 from streams.runner import StageRunner
-from streams.stages.base import BaseStage, DeadLetter, Drop, Ok, Outcome, Retry
+from streams.stages.base import BaseStage, DeadLetter, Drop, Errored, EventStage, Ok, Outcome, Retry, Stage
 
 Policy = Literal["retry", "dead_letter", "drop", "stop"]
 
@@ -25,24 +29,60 @@ def _event(distinct_id: str = "d") -> PipelineEvent:
     return PipelineEvent.from_raw(raw, "events_raw")
 
 
-class Scripted(BaseStage):
-    """A stage that plays back outcomes (or raises) per call."""
+def _events(*ids: str) -> list[PipelineEvent]:
+    return [_event(i) for i in ids]
 
-    def __init__(self, name: str, script: Sequence[Outcome | Exception]) -> None:
+
+class PerEvent(EventStage):
+    """A per-event stage: ``script`` maps a distinct id and its attempt (1, 2, …) to an outcome or an exception."""
+
+    def __init__(self, name: str, script: Callable[[str, int], Outcome | Exception]) -> None:
         super().__init__(name)
         self.script = script
-        self.calls = 0
+        self.attempts: Counter[str] = Counter()
+        self.batches: list[list[str]] = []
 
-    async def process(self, event: PipelineEvent) -> Outcome:
-        step = self.script[min(self.calls, len(self.script) - 1)]
-        self.calls += 1
+    async def process_batch(self, events: Sequence[PipelineEvent]) -> list[Outcome]:
+        self.batches.append([e.raw["distinct_id"] for e in events])
+        return await super().process_batch(events)
+
+    def process(self, event: PipelineEvent) -> Outcome:
+        distinct_id = event.raw["distinct_id"]
+        self.attempts[distinct_id] += 1
+        step = self.script(distinct_id, self.attempts[distinct_id])
         if isinstance(step, Exception):
             raise step
-        return step if not isinstance(step, Ok) else Ok(event)
+        return Ok(event) if isinstance(step, Ok) else step
 
 
-def _runner(stage: Scripted, policy: Policy) -> StageRunner:
-    return StageRunner([(stage, StageSpec(name=stage.name, type="prepare", on_error=policy))])
+class WholeBatch(BaseStage):
+    """A batch stage whose call raises ``error`` (or hangs) whenever the batch holds a poison event."""
+
+    def __init__(self, name: str, poison: set[str], error: Exception | None = None, hang: bool = False) -> None:
+        super().__init__(name)
+        self.poison, self.error, self.hang = poison, error or ValueError("poison"), hang
+        self.calls: list[list[str]] = []
+
+    async def process_batch(self, events: Sequence[PipelineEvent]) -> list[Outcome]:
+        ids = [e.raw["distinct_id"] for e in events]
+        self.calls.append(ids)
+        if self.poison & set(ids):
+            if self.hang:
+                await asyncio.sleep(60)
+            raise self.error
+        return [Ok(e) for e in events]
+
+
+def _runner(stage: Stage, policy: Policy, timeout: float = 5.0) -> StageRunner:
+    return StageRunner([(stage, StageSpec(name=stage.name, type="prepare", on_error=policy, timeout_seconds=timeout))])
+
+
+def _passed(result: runner_module.RunResult) -> list[str]:
+    return [e.raw["distinct_id"] for e in result.passed]
+
+
+def _dead(result: runner_module.RunResult) -> list[str]:
+    return [f.event.raw["distinct_id"] for f in result.dead_lettered]
 
 
 @pytest.fixture(autouse=True)
@@ -50,52 +90,124 @@ def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner_module, "BACKOFF_START", 0.0)
 
 
-async def test_ok_drop_and_dead_letter_outcomes() -> None:
-    events = [_event("a"), _event("b"), _event("c")]
-    stage = Scripted("s", [Ok(events[0]), Drop("bot"), DeadLetter("bad", "why")])
-    result = await _runner(stage, "dead_letter").run(events)
-    assert [e.raw["distinct_id"] for e in result.passed] == ["a"]
-    assert result.dropped == 1
+async def test_one_call_per_stage_per_batch_and_outcomes_per_event() -> None:
+    outcomes: dict[str, Outcome] = {"a": Ok(_event()), "b": Drop("bot"), "c": DeadLetter("bad", "why")}
+    stage = PerEvent("s", lambda i, _: outcomes[i])
+    result = await _runner(stage, "dead_letter").run(_events("a", "b", "c"))
+    assert (_passed(result), result.dropped) == (["a"], 1)
     assert [(f.stage, f.reason, f.error) for f in result.dead_lettered] == [("s", "bad", "why")]
+    assert stage.batches == [["a", "b", "c"]]
 
 
-@pytest.mark.parametrize(("policy", "passed", "dropped", "dead"), [
-    ("drop", 0, 1, 0),
-    ("dead_letter", 0, 0, 1),
-])
-async def test_exceptions_follow_the_policy(policy: Policy, passed: int, dropped: int, dead: int) -> None:
-    stage = Scripted("s", [ValueError("boom")])
-    result = await _runner(stage, policy).run([_event()])
-    assert (len(result.passed), result.dropped, len(result.dead_lettered)) == (passed, dropped, dead)
+async def test_later_stages_see_only_the_events_that_passed() -> None:
+    first = PerEvent("first", lambda i, _: Drop("x") if i == "b" else Ok(_event()))
+    second = PerEvent("second", lambda i, _: Ok(_event()))
+    runner = StageRunner([(first, StageSpec(name="first", type="prepare")),
+                          (second, StageSpec(name="second", type="prepare"))])
+    result = await runner.run(_events("a", "b", "c"))
+    assert (_passed(result), second.batches) == (["a", "c"], [["a", "c"]])
+
+
+@pytest.mark.parametrize(("policy", "dropped", "dead"), [("drop", 1, []), ("dead_letter", 0, ["b"])])
+async def test_an_event_that_raises_follows_the_policy_alone(policy: Policy, dropped: int, dead: list[str]) -> None:
+    stage = PerEvent("s", lambda i, _: ValueError("boom") if i == "b" else Ok(_event()))
+    result = await _runner(stage, policy).run(_events("a", "b", "c"))
+    assert (_passed(result), result.dropped, _dead(result)) == (["a", "c"], dropped, dead)
     if dead:
         assert result.dead_lettered[0].error == "ValueError: boom"
 
 
-async def test_retry_policy_retries_then_succeeds_or_dead_letters() -> None:
-    flaky = Scripted("s", [ValueError("1"), ValueError("2"), Ok(_event())])
-    result = await _runner(flaky, "retry").run([_event()])
-    assert (len(result.passed), flaky.calls) == (1, 3)
-    broken = Scripted("s", [ValueError("always")])
-    result = await _runner(broken, "retry").run([_event()])
-    assert (len(result.dead_lettered), broken.calls) == (1, runner_module.MAX_ATTEMPTS)
+async def test_retry_policy_calls_again_with_only_the_failed_events() -> None:
+    flaky = PerEvent("s", lambda i, n: ValueError(str(n)) if i == "b" and n < 3 else Ok(_event()))
+    result = await _runner(flaky, "retry").run(_events("a", "b"))
+    assert (_passed(result), flaky.batches) == (["a", "b"], [["a", "b"], ["b"], ["b"]])
+    broken = PerEvent("s", lambda i, _: ValueError("always") if i == "b" else Ok(_event()))
+    result = await _runner(broken, "retry").run(_events("a", "b"))
+    assert (_passed(result), _dead(result), broken.attempts["b"]) == (["a"], ["b"], runner_module.MAX_ATTEMPTS)
 
 
-async def test_retry_outcome_waits_for_the_dependency() -> None:
-    stage = Scripted("s", [Retry("down")] * 8 + [Ok(_event())])
-    result = await _runner(stage, "dead_letter").run([_event()])
-    assert (len(result.passed), stage.calls) == (1, 9)
+async def test_retry_outcomes_and_outages_wait_without_limit() -> None:
+    stage = PerEvent("s", lambda i, n: Retry("down") if n <= 8 else Ok(_event()))
+    result = await _runner(stage, "dead_letter").run(_events("a"))
+    assert (_passed(result), stage.attempts["a"]) == (["a"], 9)
+    down = PerEvent("s", lambda i, n: Unavailable("redis is down", "kv_unavailable") if n <= 8 else Ok(_event()))
+    result = await _runner(down, "drop").run(_events("a"))
+    assert (_passed(result), down.attempts["a"]) == (["a"], 9)
+
+
+async def test_a_whole_call_outage_is_retried_without_limit() -> None:
+    class Down(BaseStage):
+        calls = 0
+
+        async def process_batch(self, events: Sequence[PipelineEvent]) -> list[Outcome]:
+            self.calls += 1
+            if self.calls <= 7:
+                raise Unavailable("postgres is down", "projects_unavailable")
+            return [Ok(e) for e in events]
+
+    stage = Down("s")
+    result = await _runner(stage, "dead_letter").run(_events("a", "b"))
+    assert (_passed(result), stage.calls) == (["a", "b"], 8)
 
 
 async def test_stop_policy_raises() -> None:
     with pytest.raises(PipelineStopped):
-        await _runner(Scripted("s", [RuntimeError("x")]), "stop").run([_event()])
+        await _runner(PerEvent("s", lambda i, _: RuntimeError("x")), "stop").run(_events("a"))
+    with pytest.raises(PipelineStopped):
+        await _runner(WholeBatch("s", {"a"}), "stop").run(_events("a", "b"))
 
 
-async def test_later_events_keep_flowing_after_a_failure() -> None:
-    events = [_event("a"), _event("b"), _event("c")]
-    stage = Scripted("s", [RuntimeError("x"), Ok(events[1]), Ok(events[2])])
-    result = await _runner(stage, "dead_letter").run(events)
-    assert [e.raw["distinct_id"] for e in result.passed] == ["b", "c"]
+@pytest.mark.parametrize("policy", ["dead_letter", "drop", "retry"])
+async def test_a_failing_batch_call_is_bisected_to_the_bad_event(policy: Policy) -> None:
+    ids = [f"e{i}" for i in range(16)]
+    stage = WholeBatch("s", {"e11"})
+    result = await _runner(stage, policy).run(_events(*ids))
+    assert _passed(result) == [i for i in ids if i != "e11"]
+    assert (_dead(result), result.dropped) == (([], 1) if policy == "drop" else (["e11"], 0))
+    whole_batch_tries = runner_module.MAX_ATTEMPTS if policy == "retry" else 1
+    assert stage.calls[:whole_batch_tries] == [ids] * whole_batch_tries
+    assert len(stage.calls) - whole_batch_tries <= 2 * 4  # two halves per level, log2(16) levels
+
+
+async def test_a_batch_call_that_times_out_is_bisected() -> None:
+    stage = WholeBatch("s", {"c"}, hang=True)
+    result = await _runner(stage, "dead_letter", timeout=0.05).run(_events("a", "b", "c", "d"))
+    assert (_passed(result), _dead(result)) == (["a", "b", "d"], ["c"])
+    assert result.dead_lettered[0].error.startswith("StageTimeout: took longer than 0.05s")
+
+
+async def test_a_wrong_answer_fails_the_call() -> None:
+    class Short(BaseStage):
+        async def process_batch(self, events: Sequence[PipelineEvent]) -> list[Outcome]:
+            return [Ok(e) for e in events[1:]]  # one outcome short, however it is called
+
+    result = await _runner(Short("s"), "dead_letter").run(_events("a", "b"))
+    assert _dead(result) == ["a", "b"]
+    assert "answered 0 outcomes for 1 events" in result.dead_lettered[0].error
+
+
+async def test_errored_outcomes_from_a_batch_stage_follow_the_policy() -> None:
+    class Mixed(BaseStage):
+        async def process_batch(self, events: Sequence[PipelineEvent]) -> list[Outcome]:
+            return [Errored(KeyError("x")) if e.raw["distinct_id"] == "b" else Ok(e) for e in events]
+
+    result = await _runner(Mixed("s"), "dead_letter").run(_events("a", "b"))
+    assert (_passed(result), _dead(result)) == (["a"], ["b"])
+
+
+def _sample(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_metrics_are_counted_per_batch() -> None:
+    stage = PerEvent("metered", lambda i, _: Drop("bot") if i.startswith("bot") else Ok(_event()))
+    ok = {"stage": "metered", "outcome": "ok"}
+    before = (_sample("headwater_stream_stage_outcomes_total", ok),
+              _sample("headwater_stream_events_dropped_total", {"stage": "metered", "reason": "bot"}))
+    await _runner(stage, "dead_letter").run(_events("a", "bot1", "b", "bot2", "c"))
+    after = (_sample("headwater_stream_stage_outcomes_total", ok),
+             _sample("headwater_stream_events_dropped_total", {"stage": "metered", "reason": "bot"}))
+    assert (after[0] - before[0], after[1] - before[1]) == (3, 2)
 
 
 async def test_a_dead_letter_carries_the_event_as_it_arrived() -> None:
@@ -103,21 +215,22 @@ async def test_a_dead_letter_carries_the_event_as_it_arrived() -> None:
     from streams.plugins.stage import PluginStage
     from tests.fixtures.plugins import Raiser
 
-    class Renamer(Scripted):
-        async def process(self, event: PipelineEvent) -> Outcome:
+    class Renamer(EventStage):
+        def process(self, event: PipelineEvent) -> Outcome:
             event.raw["event"] = "renamed"
             event.raw["distinct_id"] = "someone-else"
             return Ok(event)
 
     raiser = PluginStage("raiser", Raiser, Raiser.Config(), MemoryKeyValue())
     runner = StageRunner([
-        (Renamer("rename", []), StageSpec(name="rename", type="prepare")),
+        (Renamer("rename"), StageSpec(name="rename", type="prepare")),
         (raiser, StageSpec(name="raiser", type="plugin", plugin="x", on_error="dead_letter")),
     ])
-    event = _event("d")
+    await runner.start()
+    calm, event = _event("calm"), _event("d")
     event.properties["boom"] = True
-    result = await runner.run([event])
+    result = await runner.run([calm, event])
     [failed] = result.dead_lettered
-    assert failed.stage == "raiser"
+    assert (failed.stage, len(result.passed)) == ("raiser", 1)
     assert (failed.event.arrived["event"], failed.event.arrived["distinct_id"]) == ("e", "d")
     assert failed.event.raw["event"] == "renamed"  # the rewrite happened; the DLQ does not carry it

@@ -5,9 +5,11 @@ plugin without one fails ``test_every_stage_has_a_contract_config``. Then every 
 
 - refuse unknown config keys;
 - build from its config and ``StageResources`` alone, start, and close;
-- answer each sample event (captured through the gateway's own rules) with an ``Outcome``
-  value, never an exception, and an ``Ok`` carries the event it was given;
-- answer the same event the same way twice (redelivery after a crash must not change results);
+- answer a batch of the sample events (captured through the gateway's own rules) with one
+  ``Outcome`` value per event, in order, never an exception or ``Errored``, and an ``Ok``
+  carries the event it was given;
+- answer the same event the same way twice (redelivery after a crash must not change results),
+  and the same in a batch as alone (an event's outcome never depends on its neighbours);
 - let an outage of its resources (``headwater.errors.Unavailable``) through for the runner to
   retry, never turning it into a drop or a dead letter.
 """
@@ -30,7 +32,7 @@ from streams.components import stage_type
 from streams.event import PipelineEvent
 from streams.plugins.builtin import BUILTIN
 from streams.plugins.kv import MemoryKeyValue
-from streams.stages.base import DeadLetter, Drop, Ok, Outcome, Retry, StageResources
+from streams.stages.base import DeadLetter, Drop, Errored, Ok, Outcome, Retry, StageResources
 from streams.stages.registry import StageType, stage_types
 from tests.fixtures.geoip import write_city_db
 
@@ -131,13 +133,18 @@ async def test_each_sample_gets_an_outcome_and_the_same_one_twice(key: str, tmp_
     stage = _kinds()[key].build(_spec(key).name, CONFIGS[key](tmp_path), resources)
     await stage.start()
     try:
-        for sample in SAMPLES:
-            first, second = _event(sample), _event(sample)
-            outcome = await stage.process(first)
+        batch = [_event(sample) for sample in SAMPLES]
+        outcomes = list(await stage.process_batch(batch))
+        assert len(outcomes) == len(batch)
+        for sample, event, outcome in zip(SAMPLES, batch, outcomes, strict=True):
             assert isinstance(outcome, Ok | Drop | DeadLetter | Retry), (sample, outcome)
             if isinstance(outcome, Ok):
-                assert outcome.event is first
-            assert _summary(await stage.process(second)) == _summary(outcome), sample
+                assert outcome.event is event
+        again = await stage.process_batch([_event(sample) for sample in SAMPLES])
+        assert [_summary(o) for o in again] == [_summary(o) for o in outcomes]
+        for sample, outcome in zip(SAMPLES, outcomes, strict=True):
+            [alone] = await stage.process_batch([_event(sample)])
+            assert _summary(alone) == _summary(outcome), sample
     finally:
         await stage.close()
 
@@ -153,11 +160,14 @@ async def test_an_outage_of_its_resources_is_left_to_the_runner(key: str, tmp_pa
     try:
         for sample in SAMPLES:
             try:
-                outcome = await stage.process(_event(sample))
+                [outcome] = await stage.process_batch([_event(sample)])
             except Unavailable:
-                continue  # the runner retries it
+                continue  # the runner retries the call
+            if isinstance(outcome, Errored) and isinstance(outcome.error, Unavailable):
+                continue  # the runner retries the event
             # it did not need its resources for this event: it must answer as when they are up
-            assert _summary(outcome) == _summary(await healthy.process(_event(sample))), sample
+            [expected] = await healthy.process_batch([_event(sample)])
+            assert _summary(outcome) == _summary(expected), sample
     finally:
         await stage.close()
         await healthy.close()
@@ -168,4 +178,4 @@ async def test_resolve_project_lets_an_outage_through() -> None:
     resources = StageResources(projects=_Projects(down=True), kv=lambda _: _DownKeyValue())
     stage = _kinds()["resolve_project"].build("resolve_project", {}, resources)
     with pytest.raises(Unavailable):
-        await stage.process(_event(SAMPLES[0]))
+        await stage.process_batch([_event(SAMPLES[0])])
