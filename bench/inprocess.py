@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import pstats
 import random
 import sys
@@ -35,13 +34,14 @@ import uvloop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from capture_gateway.app import GC_THRESHOLDS, capture_endpoints  # noqa: E402
+from capture_gateway.app import capture_endpoints  # noqa: E402
 from capture_gateway.asgi import CaptureEndpoints  # noqa: E402
 from capture_gateway.bodies import BodyReader  # noqa: E402
 from capture_gateway.context import GatewayContext  # noqa: E402
 from capture_gateway.limits import HotKeys, QuotaTracker, RateLimiter  # noqa: E402
 from capture_gateway.producer import OutgoingMessage  # noqa: E402
 from capture_gateway.publish import Publisher  # noqa: E402
+from headwater.runtime.gc_tuning import tune_gc  # noqa: E402
 from headwater.runtime.projects import Project  # noqa: E402
 from headwater.runtime.topology import load_topology  # noqa: E402
 
@@ -155,8 +155,7 @@ async def run(workload: str, requests: int, profile: bool) -> None:
 
             await app(scope, receive, send)
 
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    tune_gc()
     await asyncio.gather(*(caller(50) for _ in range(CALLERS)))  # warm-up
     answers.clear()
     profiler = cProfile.Profile() if profile else None

@@ -11,7 +11,6 @@ traceback.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -33,6 +32,7 @@ from capture_gateway.producer import KafkaProducer
 from capture_gateway.publish import Publisher
 from headwater.errors import Unavailable
 from headwater.runtime.connections import Connections
+from headwater.runtime.gc_tuning import tune_gc
 from headwater.runtime.projects import ProjectResolver
 from headwater.runtime.settings import Endpoints, Settings
 from headwater.runtime.topology import Topology
@@ -40,7 +40,6 @@ from headwater.runtime.topology import Topology
 log = logging.getLogger("headwater.gateway")
 
 CAPTURE_METHODS = ["GET", "POST", "OPTIONS"]
-GC_THRESHOLDS = (50_000, 20, 20)  # CPython's defaults are (700, 10, 10)
 
 
 def capture_endpoints() -> dict[str, Endpoint]:
@@ -114,10 +113,7 @@ def create_app(settings: Settings, endpoints: Endpoints, topology: Topology) -> 
             trusted_proxies=frozenset(settings.trusted_proxies),
             bodies=bodies,
         )
-        # Start-up objects live as long as the process: freeze them out of the cyclic GC's scans,
-        # and collect young objects less often (requests make many containers and few cycles).
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
+        tune_gc()  # requests make many containers and few cycles: headwater.runtime.gc_tuning
         try:
             yield
         finally:

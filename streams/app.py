@@ -21,6 +21,7 @@ import faust
 from faust.types import StreamT, TopicT
 from prometheus_client import generate_latest
 
+from headwater.runtime.gc_tuning import tune_gc
 from headwater.runtime.settings import Endpoints, Settings
 from headwater.runtime.topology import SinkSpec, Topology
 from sinks.agent import SinkAgent
@@ -152,5 +153,6 @@ def run_worker(settings: Settings, endpoints: Endpoints, topology: Topology, log
     )
     options.data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(topology, endpoints, options)
+    tune_gc()  # batches hold thousands of decoded events and make few cycles: headwater.runtime.gc_tuning
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

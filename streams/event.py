@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -48,7 +49,7 @@ class PipelineEvent:
     def from_raw(cls, raw: RawEvent, source_topic: str) -> PipelineEvent:
         props = orjson.loads(raw["properties"]) if raw["properties"] else {}
         # stages and plugins rewrite raw fields; a shallow copy keeps what arrived (values are immutable)
-        original = RawEvent(**raw)
+        original = raw.copy()
         return cls(raw=raw, source_topic=source_topic, original=original,
                    properties=props if isinstance(props, dict) else {})
 
@@ -69,6 +70,7 @@ class PipelineEvent:
                                      {"event_uuid": self.raw["uuid"], "event": self.raw["event"], **details}))
 
 
+@lru_cache(maxsize=65_536)  # a batch holds many events of few people; uuid5 costs a SHA-1
 def person_uuid(team_id: int, distinct_id: str) -> str:
     """The id of the person ``distinct_id`` maps to before any merge: UUIDv5 of ``team_id:distinct_id``."""
     return str(uuid.uuid5(PERSON_NAMESPACE, f"{team_id}:{distinct_id}"))

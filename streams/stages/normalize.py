@@ -67,6 +67,9 @@ def _initial_name(key: str) -> str:
     return "$initial_" + key.removeprefix("$")
 
 
+_PERSON_KEYS_AND_INITIALS = tuple((key, _initial_name(key)) for key in PERSON_KEYS)
+
+
 class Normalize(EventStage):
     def process(self, event: PipelineEvent) -> Outcome:
         fold_person_updates(event)
@@ -76,13 +79,18 @@ class Normalize(EventStage):
         if raw["sent_at"] is not None and "$sent_at" not in props:
             props["$sent_at"] = _iso(raw["sent_at"])
         if event.processes_person:
-            present = [key for key in PERSON_KEYS if key in props]
+            present = [(key, initial) for key, initial in _PERSON_KEYS_AND_INITIALS if key in props]
             if present:
-                to_set = props["$set"] if isinstance(props.get("$set"), dict) else {}
-                to_set_once = props["$set_once"] if isinstance(props.get("$set_once"), dict) else {}
-                for key in present:
-                    to_set.setdefault(key, props[key])
-                    to_set_once.setdefault(_initial_name(key), props[key])
+                current = props.get("$set")
+                to_set = current if isinstance(current, dict) else {}
+                current = props.get("$set_once")
+                to_set_once = current if isinstance(current, dict) else {}
+                for key, initial in present:
+                    value = props[key]
+                    if key not in to_set:
+                        to_set[key] = value
+                    if initial not in to_set_once:
+                        to_set_once[initial] = value
                 props["$set"], props["$set_once"] = to_set, to_set_once
         return Ok(event)
 

@@ -9,6 +9,7 @@ are recorded here.
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +17,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from streams.event import PipelineEvent
 from streams.stages.base import Drop, EventStage, Ok, Outcome, StageResources
 from streams.stages.registry import register_stage
+
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""How the gateway writes uuids: checked with one match; anything else goes through ``uuid.UUID``."""
+
+
+def _valid_uuid(value: str) -> bool:
+    if CANONICAL_UUID.fullmatch(value):
+        return True
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 class ValidateConfig(BaseModel):
@@ -34,9 +48,7 @@ class Validate(EventStage):
         raw = event.raw
         for warning in raw["capture_warnings"]:
             event.warn(warning)
-        try:
-            uuid.UUID(raw["uuid"])
-        except ValueError:
+        if not _valid_uuid(raw["uuid"]):
             event.warn("skipping_event_invalid_uuid", uuid=raw["uuid"])
             return Drop("invalid_uuid")
         distinct_id = raw["distinct_id"]

@@ -48,7 +48,7 @@ class StageSpec(Strict):
     )
     config: dict[str, Any] = Field(default_factory=dict, description="The stage's settings (see its reference).")
     on_error: Policy = Field("dead_letter", description="What an error in this stage does to the event.")
-    timeout_seconds: float = Field(5.0, gt=0, description="How long one call of this stage (one batch of events) may take.")
+    timeout_seconds: float = Field(5.0, gt=0, description="How long one call of this stage (one batch) may take.")
 
 
 class PipelineSpec(Strict):
