@@ -8,7 +8,7 @@ event key when all its events have one, and empty otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -20,6 +20,12 @@ DEFAULT_MAX_BYTES = 900_000  # below the broker's message.max.bytes (1 MB by def
 
 COUNT_HEADER = "count"
 """The Kafka header every envelope carries: how many events (records) it holds, in decimal."""
+
+
+def header_count(headers: Mapping[str, bytes] | None) -> int | None:
+    """The ``count`` header of a message's headers, or None if it has none (or a malformed one)."""
+    count = headers.get(COUNT_HEADER) if headers else None
+    return int(count) if count and count.isdigit() else None
 
 
 def count_header(records: int) -> tuple[str, bytes]:

@@ -1,9 +1,10 @@
 """A sink agent's work for one batch: envelopes in, records written, the flush left to the checkpoint.
 
 ``streams`` runs one sink agent per declared sink (a Faust agent reading the sink's source
-topic) and hands each batch of Kafka messages here with the batch's checkpoint. The agent
-decodes every envelope (any registered envelope subject), gives its records to the sink, and
-registers one flush with the checkpoint; the checkpoint runs it before it awaits the
+topic) and hands each batch of Kafka messages here, as ``SourceEnvelope``, with the batch's
+checkpoint. The agent checks every envelope (laid out as Avro records a destination can read
+as they are, or else decodable as any registered envelope subject), gives them to the sink,
+and registers one flush with the checkpoint; the checkpoint runs it before it awaits the
 producer's acks and acks the messages. Undecodable messages and records the destination
 refused for good are dead-lettered, with the sink's name as the stage.
 """
@@ -14,12 +15,9 @@ import time
 from collections.abc import Sequence
 
 from schemas.errors import SchemaError
-from schemas.serializer import decode_envelope, encode_envelope
+from schemas.serializer import encode_envelope
 from sinks import telemetry
-from sinks.base import Batch, Sink
-
-Message = tuple[bytes, bytes | None]
-"""A Kafka message's value and key."""
+from sinks.base import Batch, Sink, SourceEnvelope
 
 
 class SinkAgent:
@@ -33,22 +31,27 @@ class SinkAgent:
         self._flush_seconds = telemetry.FLUSH_SECONDS.labels(sink.name)
         self._subject = ""  # the envelope subject of the source topic (one per topic), for dead letters
 
-    async def handle(self, messages: Sequence[Message], batch: Batch) -> None:
-        """Write the records of ``messages`` and register the sink's flush with ``batch``."""
-        for value, key in messages:
+    async def handle(self, envelopes: Sequence[SourceEnvelope], batch: Batch) -> None:
+        """Write ``envelopes`` to the sink and register the sink's flush with ``batch``."""
+        sound: list[SourceEnvelope] = []
+        for envelope in envelopes:
             try:
-                self._subject, records = decode_envelope(value)
+                self._subject = envelope.subject  # decodes the envelope unless its records are readable as bytes
             except SchemaError as exc:
-                await batch.dead_letter(value, key, reason="undecodable", stage=self.sink.name, error=str(exc),
-                                        source_topic=self._source)
+                await batch.dead_letter(envelope.value, envelope.key, reason="undecodable", stage=self.sink.name,
+                                        error=str(exc), source_topic=self._source)
                 continue
-            self.sink.write(records)
+            sound.append(envelope)
+        self.sink.write(sound)
 
         async def flush() -> None:
             started = time.perf_counter()
             result = await self.sink.flush()
             self._flush_seconds.observe(time.perf_counter() - started)
             self._rows_written.inc(result.written)
+            for undecodable in result.undecodable:
+                await batch.dead_letter(undecodable.envelope.value, undecodable.envelope.key, reason="undecodable",
+                                        stage=self.sink.name, error=undecodable.error, source_topic=self._source)
             if not result.rejected:
                 return
             self._rows_rejected.inc(len(result.rejected))

@@ -2,12 +2,17 @@
 
 The worker (``streams``) drives any registered sink the same way, through ``sinks.agent``:
 
-1. ``write(records)`` with the records of each Kafka message of a batch (no I/O expected);
+1. ``write(envelopes)`` with the batch's Kafka messages as ``SourceEnvelope`` (no I/O expected);
 2. ``flush()`` once per batch, from the batch's checkpoint, before any producer ack is awaited;
 3. the batch's offsets are committed only after ``flush`` returned and the dead letters of the
    records it rejected were acknowledged.
 
 So a sink never acknowledges anything itself: returning from ``flush`` is its acknowledgement.
+
+A ``SourceEnvelope`` decodes its records only when asked (``records()``): a sink whose
+destination reads Avro itself takes ``encoded()`` (the records' bytes, ``schemas.container``)
+and decodes nothing; the agent has already checked that an envelope is either laid out that
+way or decodable.
 """
 
 from __future__ import annotations
@@ -16,7 +21,46 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from schemas.container import EncodedRecords, encoded_records
+from schemas.serializer import decode_envelope
+
 Record = Mapping[str, Any]
+
+
+class SourceEnvelope:
+    """One message of a sink's source topic: an envelope of records, decoded only when asked."""
+
+    __slots__ = ("_encoded", "_records", "_subject", "count", "key", "value")
+
+    def __init__(self, value: bytes, key: bytes | None, count: int | None) -> None:
+        self.value = value
+        self.key = key
+        self.count = count
+        """Its ``count`` header (how many records it holds), if it has one."""
+        self._encoded: EncodedRecords | bool | None = False  # False: not looked at yet
+        self._records: list[dict[str, Any]] | None = None
+        self._subject = ""
+
+    def encoded(self) -> EncodedRecords | None:
+        """Its records' Avro bytes, when the message is laid out as one block of ``count`` records."""
+        if self._encoded is False:
+            self._encoded = encoded_records(self.value, self.count)
+        return self._encoded if isinstance(self._encoded, EncodedRecords) else None
+
+    def records(self) -> list[dict[str, Any]]:
+        """Its records, decoded once; ``schemas.errors.SchemaError`` if it cannot be."""
+        if self._records is None:
+            self._subject, self._records = decode_envelope(self.value)
+        return self._records
+
+    @property
+    def subject(self) -> str:
+        """The envelope's schema subject (``processed_envelope``, ``ingestion_warnings``)."""
+        encoded = self.encoded()
+        if encoded is not None:
+            return encoded.subject
+        self.records()
+        return self._subject
 
 
 @dataclass(frozen=True)
@@ -28,11 +72,20 @@ class Rejected:
 
 
 @dataclass(frozen=True)
+class Undecodable:
+    """An envelope whose records could not be decoded when the sink needed them, with the error."""
+
+    envelope: SourceEnvelope
+    error: str
+
+
+@dataclass(frozen=True)
 class FlushResult:
     """What one ``flush`` made durable, and what the destination refused for good."""
 
     written: int
     rejected: list[Rejected] = field(default_factory=list)
+    undecodable: list[Undecodable] = field(default_factory=list)
 
 
 class Sink(Protocol):
@@ -41,7 +94,8 @@ class Sink(Protocol):
     Called by ``sinks.agent.SinkAgent`` on the worker's event loop, one batch at a time.
     ``write`` buffers; ``flush`` writes the buffer, retries transient failures itself (the
     partition waits; nothing is lost; count each retry in ``sinks.telemetry.RETRIES``) and
-    returns the records the destination refused for good, which the agent dead-letters.
+    returns the records the destination refused for good, which the agent dead-letters (and
+    any envelope it found it could not decode, ``Undecodable``, dead-lettered whole).
     Raising from ``flush`` stops the worker without committing the batch. Writing the same
     record twice must leave one row: redelivery after a crash is normal. ``close`` is called
     once when the worker stops.
@@ -49,7 +103,7 @@ class Sink(Protocol):
 
     name: str
 
-    def write(self, records: Sequence[Record]) -> None: ...
+    def write(self, envelopes: Sequence[SourceEnvelope]) -> None: ...
 
     async def flush(self) -> FlushResult: ...
 

@@ -10,3 +10,7 @@ ROWS_REJECTED = Counter(
 )
 RETRIES = Counter("headwater_sink_retries", "Sink writes retried after a transient error.", ["sink"])
 FLUSH_SECONDS = Histogram("headwater_sink_flush_seconds", "Time to flush one sink batch.", ["sink"])
+FALLBACKS = Counter(
+    "headwater_sink_fallbacks",
+    "Batches a destination refused in the sink's fast format (ClickHouse: Avro), then written as rows.", ["sink"],
+)

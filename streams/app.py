@@ -24,7 +24,9 @@ from prometheus_client import generate_latest
 from headwater.runtime.gc_tuning import tune_gc
 from headwater.runtime.settings import Endpoints, Settings
 from headwater.runtime.topology import SinkSpec, Topology
+from schemas.envelope import header_count
 from sinks.agent import SinkAgent
+from sinks.base import SourceEnvelope
 from sinks.errors import SinkError
 from sinks.registry import resolve_sink
 from streams.agents import add_agent, load_handler
@@ -42,6 +44,10 @@ Fatal = Callable[[BaseException], Awaitable[None]]
 
 PIPELINE_BATCH_EVENTS = 5_000
 PIPELINE_BATCH_SECONDS = 0.2
+STREAM_BUFFER_MESSAGES = 128
+"""Messages Faust prefetches per stream (its default, 4,096, let a sink agent hold 4,096
+processed envelopes of up to ~1 MB: the 2.5 GB peak measured in #9). With processed envelopes
+capped at ``streams.pipeline.PROCESSED_ENVELOPE_BYTES`` this bounds a sink's prefetch to ~32 MB."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
         datadir=str(options.data_dir),
         autodiscover=False,
         stream_wait_empty=False,
+        stream_buffer_maxsize=STREAM_BUFFER_MESSAGES,
     )
     resources = WorkerResources(endpoints, options.token_cache_seconds)
     dead_letters = app.topic(topology.pipeline.dead_letter)
@@ -129,7 +136,8 @@ def _sink_agent(spec: SinkSpec, endpoints: Endpoints, dead_letters: TopicT,
             return
 
         async def handle(checkpoint: Checkpoint) -> None:
-            await work.handle([(m.value, m.key) for m in checkpoint.messages], checkpoint)
+            await work.handle([SourceEnvelope(m.value, m.key, header_count(m.headers)) for m in checkpoint.messages],
+                              checkpoint)
 
         try:
             await consume_in_batches(stream, handle, dead_letter_topic=dead_letters,

@@ -25,7 +25,7 @@ from typing import cast
 from faust.streams import Stream
 from faust.types import EventT, StreamT, TopicT
 
-from schemas.envelope import COUNT_HEADER
+from schemas.envelope import header_count
 from streams.checkpoint import Checkpoint
 
 Handler = Callable[[Checkpoint], Awaitable[None]]
@@ -34,8 +34,8 @@ Handler = Callable[[Checkpoint], Awaitable[None]]
 
 def events_in(message: EventT[bytes]) -> int:
     """How many events a message holds: its ``count`` header, else 1."""
-    count = message.headers.get(COUNT_HEADER) if message.headers else None
-    return int(count) if count and count.isdigit() else 1
+    count = header_count(message.headers)
+    return 1 if count is None else count
 
 
 async def consume_in_batches(

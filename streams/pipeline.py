@@ -27,6 +27,11 @@ PROCESSED: AvroSerializer[dict[str, list[ProcessedEvent]]] = AvroSerializer("pro
 WARNINGS: AvroSerializer[dict[str, list[IngestionWarning]]] = AvroSerializer("ingestion_warnings")
 
 
+PROCESSED_ENVELOPE_BYTES = 256_000
+"""Processed envelopes are smaller than the broker allows: ~130 events each, so Faust's cost per
+message stays under 1 µs an event while a sink's prefetched messages stay small in memory."""
+
+
 def _processed_key(event: ProcessedEvent) -> bytes:
     return f"{event['team_id']}:{event['distinct_id']}".encode()
 
@@ -64,7 +69,7 @@ class Pipeline:
                 reason=failed.reason, stage=failed.stage, error=failed.error, source_topic=failed.event.source_topic)
         processed = [e.processed for e in result.passed if e.processed is not None]
         for envelope in pack(processed, key_of=_processed_key, size_of=_processed_size,
-                             partitions=self._output_partitions):
+                             partitions=self._output_partitions, max_bytes=PROCESSED_ENVELOPE_BYTES):
             await checkpoint.send(self._output, PROCESSED.encode({"events": envelope.events}), key=envelope.key,
                                   partition=envelope.partition, headers=[count_header(len(envelope.events))])
         if self._warnings_topic is not None and result.warned:

@@ -7,6 +7,9 @@ chDB lets one process open a data path, so this process holds it and every other
 - ``POST /?query=…&default_format=…`` with a body: the query is the ``query`` parameter
   followed by the body (so ``INSERT … FORMAT JSONEachRow`` takes its rows from the body),
   or the body alone. Errors answer 500 with ClickHouse's message, as the real server does.
+- ``POST /?query=INSERT … SELECT … FROM input('<structure>') FORMAT Avro`` with an Avro
+  container as the body, as a server streams it: chDB has no request body to read, so the
+  body goes to a temporary file and ``input(…)`` becomes ``file(<it>, 'Avro', …)``.
 
 It writes ``<path>.owner.json`` (pid and port) so clients given ``chdb:///path`` find it.
 """
@@ -17,6 +20,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import tempfile
 import threading
 from pathlib import Path
 
@@ -26,6 +31,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+
+AVRO_INPUT = re.compile(r"FROM input\('(?P<structure>[^']*)'\)\s+FORMAT Avro\s*$")
+SPOOL = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - NamedTemporaryFile: random, O_EXCL
+"""Where Avro bodies wait for chDB to read them: memory when the machine has it."""
 
 
 def owner_file(path: Path) -> Path:
@@ -45,13 +54,24 @@ def create_app(path: Path) -> Starlette:
     async def ping(_: Request) -> Response:
         return PlainTextResponse("Ok.\n")
 
+    def run_with_input(head: str, found: re.Match[str], body: bytes, fmt: str) -> bytes:
+        with tempfile.NamedTemporaryFile(dir=SPOOL, suffix=".avro") as spool:
+            spool.write(body)
+            spool.flush()
+            sql = head[:found.start()] + f"FROM file('{spool.name}', 'Avro', '{found['structure']}')"
+            return run(sql, fmt)
+
     async def query(request: Request) -> Response:
-        body = (await request.body()).decode()
+        raw = await request.body()
         head = request.query_params.get("query")
-        sql = f"{head}\n{body}" if head else body
         fmt = request.query_params.get("default_format", "TabSeparated")
+        found = AVRO_INPUT.search(head) if head else None
         try:
-            out = await asyncio.to_thread(run, sql, fmt)
+            if head and found:
+                out = await asyncio.to_thread(run_with_input, head, found, raw, fmt)
+            else:
+                body = raw.decode()
+                out = await asyncio.to_thread(run, f"{head}\n{body}" if head else body, fmt)
         except RuntimeError as exc:  # chDB raises ChdbError(RuntimeError) with the server's text
             return PlainTextResponse(str(exc), status_code=500)
         return Response(out, media_type="text/plain; charset=utf-8")

@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import httpx
 import orjson
 
+from sinks.clickhouse import avro
 from sinks.errors import PermanentSinkError, RetriableSinkError
 
 
@@ -35,12 +36,20 @@ class QueryResult:
 class ClickHouseClient(Protocol):
     """What the sink, migrations and ``headwater query`` need from ClickHouse."""
 
+    accepts_avro: bool
+    """Whether ``insert_avro`` works here (ClickHouse's HTTP interface and the chDB owner: yes)."""
+
     async def command(self, sql: str) -> None:
         """Run a statement that returns nothing (DDL)."""
         ...
 
     async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         """Insert ``rows`` (JSON-compatible values, in ``columns`` order) into ``table`` in one request."""
+        ...
+
+    async def insert_avro(self, table: str, columns: Sequence[str], select: Sequence[str], item_schema: str,
+                          container: bytes) -> None:
+        """Insert the records of an Avro object container, mapped to ``columns`` by ``select`` (``avro.py``)."""
         ...
 
     async def select(self, sql: str) -> QueryResult: ...
@@ -59,6 +68,8 @@ def _insert_query(table: str, columns: Sequence[str]) -> str:
 
 class HttpClickHouse:
     """ClickHouse's HTTP interface: a server's, or the chDB owner's."""
+
+    accepts_avro = True
 
     def __init__(self, base_url: str, database: str | None = None, timeout: float = 30.0) -> None:
         params = {"database": database} if database else {}
@@ -82,6 +93,10 @@ class HttpClickHouse:
         if rows:
             await self._post(_encode_rows(rows), {"query": _insert_query(table, columns)})
 
+    async def insert_avro(self, table: str, columns: Sequence[str], select: Sequence[str], item_schema: str,
+                          container: bytes) -> None:
+        await self._post(container, {"query": avro.insert_query(table, columns, select, item_schema)})
+
     async def select(self, sql: str) -> QueryResult:
         raw = await self._post(sql.encode(), {"default_format": "JSONCompact"})
         doc = orjson.loads(raw)
@@ -94,7 +109,9 @@ class HttpClickHouse:
 
 
 class NativeClickHouse:
-    """A ClickHouse server through clickhouse-driver (native protocol, port 9000)."""
+    """A ClickHouse server through clickhouse-driver (native protocol, port 9000). Rows go as JSON."""
+
+    accepts_avro = False
 
     def __init__(self, url: str) -> None:
         from clickhouse_driver import Client
@@ -118,6 +135,10 @@ class NativeClickHouse:
         if rows:
             # Inline JSON rows: the server parses them, so rows need no Python typing.
             await self._run(_insert_query(table, columns) + "\n" + _encode_rows(rows).decode())
+
+    async def insert_avro(self, table: str, columns: Sequence[str], select: Sequence[str], item_schema: str,
+                          container: bytes) -> None:
+        raise PermanentSinkError("the native protocol client sends no Avro: insert rows")
 
     async def select(self, sql: str) -> QueryResult:
         rows, meta = await self._run(sql, with_column_types=True)

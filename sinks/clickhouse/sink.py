@@ -1,4 +1,10 @@
-"""The ClickHouse sink: buffered rows, one insert per flush, idempotent by the table's key.
+"""The ClickHouse sink: buffered envelopes, one insert per flush, idempotent by the table's key.
+
+A flush sends the envelopes' records to ClickHouse as they came from Kafka, in one Avro
+container per envelope schema (``sinks.clickhouse.avro``): Python decodes nothing. Envelopes
+that are not laid out for that, a backend that reads no Avro, and a batch ClickHouse refused
+go as JSON rows instead (``rows.py``); a refused batch of rows is split in halves until the
+refused rows are found, and those are returned for the dead-letter topic.
 
 Its tables are ReplacingMergeTrees whose sorting keys end in the event uuid, so a redelivered
 record collapses into one row (``FINAL`` in queries sees one row at once).
@@ -8,10 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any
 
+from schemas.container import EncodedRecords, container, item_schema
+from schemas.errors import SchemaError
 from sinks import telemetry
-from sinks.base import FlushResult, Record, Rejected
+from sinks.base import FlushResult, Record, Rejected, SourceEnvelope, Undecodable
 from sinks.clickhouse.client import ClickHouseClient
 from sinks.clickhouse.rows import RowFormat
 from sinks.errors import PermanentSinkError, RetriableSinkError
@@ -30,40 +40,78 @@ class ClickHouseSink:
         self._client = client
         self._table = table
         self._rows = rows
-        self._pending: list[Record] = []
+        self._pending: list[SourceEnvelope] = []
         self._retries = telemetry.RETRIES.labels(name)
+        self._fallbacks = telemetry.FALLBACKS.labels(name)
 
-    def write(self, records: Sequence[Record]) -> None:
-        self._pending.extend(records)
+    def write(self, envelopes: Sequence[SourceEnvelope]) -> None:
+        self._pending.extend(envelopes)
 
     async def flush(self) -> FlushResult:
-        records, self._pending = self._pending, []
+        envelopes, self._pending = self._pending, []
+        as_rows: list[SourceEnvelope] = []
+        by_schema: dict[int, list[EncodedRecords]] = {}
+        for envelope in envelopes:
+            encoded = envelope.encoded() if self._client.accepts_avro else None
+            if encoded is None:
+                as_rows.append(envelope)
+            else:
+                by_schema.setdefault(encoded.schema_id, []).append(encoded)
+        written = 0
+        for schema_id, parts in by_schema.items():
+            try:
+                await self._retrying(partial(self._insert_avro, schema_id, parts))
+            except PermanentSinkError as exc:
+                self._fallbacks.inc()
+                log.warning("ClickHouse refused %d records as Avro (%s); inserting them as rows to find the refused",
+                            sum(p.count for p in parts), exc)
+                as_rows += [e for e in envelopes if (enc := e.encoded()) is not None and enc.schema_id == schema_id]
+                continue
+            written += sum(p.count for p in parts)
+        records: list[Record] = []
+        undecodable: list[Undecodable] = []
+        for envelope in as_rows:
+            try:
+                records += envelope.records()
+            except SchemaError as exc:
+                undecodable.append(Undecodable(envelope, str(exc)))
         rejected: list[Rejected] = []
-        await self._insert(records, [self._rows.row_of(r) for r in records], rejected)
-        return FlushResult(written=len(records) - len(rejected), rejected=rejected)
+        await self._insert_rows(records, [self._rows.row_of(r) for r in records], rejected)
+        return FlushResult(written=written + len(records) - len(rejected), rejected=rejected, undecodable=undecodable)
 
-    async def _insert(self, records: list[Record], rows: list[tuple[object, ...]], rejected: list[Rejected]) -> None:
-        """Insert, retrying transient errors; split a refused batch to find the refused rows."""
-        if not records:
-            return
+    async def _insert_avro(self, schema_id: int, parts: list[EncodedRecords]) -> None:
+        schema = item_schema(schema_id)
+        assert schema is not None  # encoded_records only finds records of one-array envelopes
+        await self._client.insert_avro(self._table, self._rows.columns, self._rows.avro_select, schema,
+                                       container(parts))
+
+    async def _retrying(self, insert: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``insert`` until it succeeds or fails for good (``PermanentSinkError``), backing off."""
         delay = BACKOFF_START
         while True:
             try:
-                await self._client.insert(self._table, self._rows.columns, rows)
+                await insert()
                 return
             except RetriableSinkError as exc:
                 self._retries.inc()
                 log.warning("ClickHouse insert failed, retrying in %.1fs: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(BACKOFF_CAP, delay * 2)
-            except PermanentSinkError as exc:
-                if len(records) == 1:
-                    rejected.append(Rejected(records[0], str(exc)))
-                    return
-                middle = len(records) // 2
-                await self._insert(records[:middle], rows[:middle], rejected)
-                await self._insert(records[middle:], rows[middle:], rejected)
+
+    async def _insert_rows(self, records: list[Record], rows: list[tuple[object, ...]],
+                           rejected: list[Rejected]) -> None:
+        """Insert rows, retrying transient errors; split a refused batch to find the refused rows."""
+        if not records:
+            return
+        try:
+            await self._retrying(lambda: self._client.insert(self._table, self._rows.columns, rows))
+        except PermanentSinkError as exc:
+            if len(records) == 1:
+                rejected.append(Rejected(records[0], str(exc)))
                 return
+            middle = len(records) // 2
+            await self._insert_rows(records[:middle], rows[:middle], rejected)
+            await self._insert_rows(records[middle:], rows[middle:], rejected)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -30,7 +30,7 @@ from headwater.runtime.settings import Endpoints
 from schemas.events import ProcessedEvent
 from schemas.serializer import encode_envelope
 from sinks.agent import SinkAgent
-from sinks.base import Record
+from sinks.base import Record, SourceEnvelope
 from sinks.clickhouse.client import connect as clickhouse_connect
 from sinks.registry import sink_types
 from streams.checkpoint import Checkpoint
@@ -124,15 +124,22 @@ async def built(request: pytest.FixtureRequest, stack: Endpoints) -> AsyncIterat
     await contract.remove(stack, config)
 
 
-async def test_a_record_written_twice_leaves_one_row(built: Built) -> None:
+def _envelope(*records: Record, counted: bool = True) -> SourceEnvelope:
+    """``records`` as one message of the sink's source topic, with its ``count`` header or without."""
+    value = encode_envelope("processed_envelope", [dict(r) for r in records])
+    return SourceEnvelope(value, None, len(records) if counted else None)
+
+
+@pytest.mark.parametrize("counted", [True, False], ids=["count_header", "no_count_header"])
+async def test_a_record_written_twice_leaves_one_row(built: Built, counted: bool) -> None:
     sink = sink_types()[built.type].build("contract", built.config, built.endpoints)
     record = built.contract.record()
     try:
         for _ in range(2):
-            sink.write([record])
+            sink.write([_envelope(record, counted=counted)])
             result = await sink.flush()
             assert (result.written, result.rejected) == (1, [])
-        sink.write([record, record])
+        sink.write([_envelope(record, record, counted=counted)])
         assert (await sink.flush()).written == 2
     finally:
         await sink.close()
@@ -143,7 +150,7 @@ async def test_a_refused_record_is_rejected_alone(built: Built) -> None:
     sink = sink_types()[built.type].build("contract", built.config, built.endpoints)
     good, bad, other = built.contract.record(), built.contract.refused(), built.contract.record()
     try:
-        sink.write([good, bad, other])
+        sink.write([_envelope(good, bad), _envelope(other)])
         result = await sink.flush()
     finally:
         await sink.close()
@@ -152,6 +159,22 @@ async def test_a_refused_record_is_rejected_alone(built: Built) -> None:
     assert result.rejected[0].error
     for record in (good, other):
         assert await built.contract.count(built.endpoints, built.config, record) == 1
+
+
+async def test_an_envelope_that_cannot_be_read_is_returned_undecodable(built: Built) -> None:
+    sink = sink_types()[built.type].build("contract", built.config, built.endpoints)
+    good = built.contract.record()
+    whole = _envelope(built.contract.record())
+    # framed like an envelope of one record (header, block count, terminator), its record cut short
+    broken = SourceEnvelope(whole.value[:12] + whole.value[-1:], None, 1)
+    try:
+        sink.write([_envelope(good), broken])
+        result = await sink.flush()
+    finally:
+        await sink.close()
+    assert (result.written, result.rejected) == (1, [])
+    assert [u.envelope for u in result.undecodable] == [broken]
+    assert await built.contract.count(built.endpoints, built.config, good) == 1
 
 
 class _Message:
@@ -180,7 +203,7 @@ async def test_an_unreachable_destination_is_retried_and_nothing_is_acknowledged
     message = _Message()
     checkpoint = Checkpoint([message], _Topic())  # type: ignore[list-item, arg-type]
     value = encode_envelope("processed_envelope", [dict(built.contract.record())])
-    await agent.handle([(value, None)], checkpoint)
+    await agent.handle([SourceEnvelope(value, None, 1)], checkpoint)
     commit = asyncio.ensure_future(checkpoint.commit())
 
     async def retried() -> bool:  # async, so that the commit runs on this loop meanwhile
