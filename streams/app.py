@@ -1,6 +1,8 @@
 """The Faust application built from a topology: the pipeline agent, one agent per sink, plugin agents.
 
-- ``pipeline`` reads raw envelopes from the pipeline's sources and runs ``streams.pipeline``;
+- ``pipeline`` reads raw envelopes from the pipeline's live sources and runs ``streams.pipeline``;
+  ``pipeline_historical`` does the same for the capture's historical topic, after live traffic
+  (``streams.priority``);
 - ``sink_<name>`` reads its source topic and feeds its sink through ``sinks.agent.SinkAgent``;
 - ``agent_<name>`` runs a plugin agent's handler (``streams.agents``).
 
@@ -11,8 +13,9 @@ await producer acks → ack the messages); the agents share the resources the wo
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from streams.checkpoint import Checkpoint
 from streams.components import build_stages
 from streams.errors import StageStartError
 from streams.pipeline import Pipeline
+from streams.priority import FaustOffsets, LivePriority
 from streams.resources import WorkerResources
 from streams.runner import StageRunner
 
@@ -44,6 +48,14 @@ Fatal = Callable[[BaseException], Awaitable[None]]
 
 PIPELINE_BATCH_EVENTS = 5_000
 PIPELINE_BATCH_SECONDS = 0.2
+POLL_MESSAGES = 50
+"""Messages one poll of the Kafka client hands over (all it has buffered, by default): what was
+polled is delivered even when the partition is paused since, so this bounds what a pause of
+the historical partitions (``streams.priority``) leaves to process."""
+HISTORICAL_BATCH_EVENTS = 1_000
+"""Smaller batches for imports: a live event waits at most for the historical batch in progress."""
+HISTORICAL_BUFFER_MESSAGES = 8
+"""What Faust buffers for the historical agent: after a pause, the work still in hand is small."""
 STREAM_BUFFER_MESSAGES = 128
 """Messages Faust prefetches per stream (its default, 4,096, let a sink agent hold 4,096
 processed envelopes of up to ~1 MB: the 2.5 GB peak measured in #9). With processed envelopes
@@ -83,6 +95,7 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
         autodiscover=False,
         stream_wait_empty=False,
         stream_buffer_maxsize=STREAM_BUFFER_MESSAGES,
+        broker_max_poll_records=POLL_MESSAGES,
     )
     resources = WorkerResources(endpoints, options.token_cache_seconds)
     dead_letters = app.topic(topology.pipeline.dead_letter)
@@ -91,24 +104,49 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
         log.error("the worker stops: %s", exc)
         await app.crash(exc)
 
-    async def pipeline(stream: StreamT[bytes]) -> None:
-        opened = await resources.acquire()
-        runner = StageRunner(build_stages(topology.pipeline.stages, opened.for_stages()))
-        work = Pipeline(topology, app, runner, opened.warnings)
-        try:
-            try:
-                await runner.start()  # plugins' setup: a missing file stops the worker here, not per event
-            except StageStartError as exc:
-                await crash(exc)
-                return
-            await consume_in_batches(stream, work.handle, dead_letter_topic=dead_letters,
-                                     max_events=PIPELINE_BATCH_EVENTS, max_seconds=PIPELINE_BATCH_SECONDS,
-                                     on_fatal=crash)
-        finally:
-            await runner.close()
-            await resources.release()
+    live, historical = _pipeline_sources(topology)
 
-    app.agent(app.topic(*topology.pipeline.sources), name="pipeline", concurrency=1)(pipeline)
+    def pipeline(after: Callable[[Checkpoint], None] | None = None, max_events: int = PIPELINE_BATCH_EVENTS,
+                 alongside: Callable[[], Coroutine[Any, Any, None]] | None = None,
+                 ) -> Callable[[StreamT[bytes]], Awaitable[None]]:
+        async def run(stream: StreamT[bytes]) -> None:
+            opened = await resources.acquire()
+            runner = StageRunner(build_stages(topology.pipeline.stages, opened.for_stages()))
+            work = Pipeline(topology, app, runner, opened.warnings)
+
+            async def handle(checkpoint: Checkpoint) -> None:
+                await work.handle(checkpoint)
+                if after is not None:
+                    after(checkpoint)
+
+            beside = asyncio.create_task(alongside()) if alongside is not None else None
+            try:
+                try:
+                    await runner.start()  # plugins' setup: a missing file stops the worker here, not per event
+                except StageStartError as exc:
+                    await crash(exc)
+                    return
+                await consume_in_batches(stream, handle, dead_letter_topic=dead_letters,
+                                         max_events=max_events, max_seconds=PIPELINE_BATCH_SECONDS,
+                                         on_fatal=crash)
+            finally:
+                if beside is not None:
+                    beside.cancel()
+                    await asyncio.gather(beside, return_exceptions=True)
+                await runner.close()
+                await resources.release()
+
+        return run
+
+    if live and historical:  # two agents; the historical one's fetching yields to live traffic (streams.priority)
+        priority = LivePriority(live, FaustOffsets(app))
+        app.agent(app.topic(*live), name="pipeline", concurrency=1)(
+            pipeline(after=lambda checkpoint: priority.live_handled(checkpoint.messages)))
+        app.agent(app.topic(historical, maxsize=HISTORICAL_BUFFER_MESSAGES), name="pipeline_historical",
+                  concurrency=1)(
+            pipeline(max_events=HISTORICAL_BATCH_EVENTS, alongside=lambda: priority.hold_historical(historical)))
+    else:
+        app.agent(app.topic(*topology.pipeline.sources), name="pipeline", concurrency=1)(pipeline())
 
     for spec in topology.sinks:
         app.agent(app.topic(spec.source), name=f"sink_{spec.name}", concurrency=1)(
@@ -124,6 +162,15 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
         return web.bytes(generate_latest(), content_type="text/plain; version=0.0.4")
 
     return app
+
+
+def _pipeline_sources(topology: Topology) -> tuple[list[str], str | None]:
+    """The pipeline's live sources, and its historical one if it reads the capture's historical topic."""
+    sources = list(topology.pipeline.sources)
+    historical = topology.capture.historical_topic
+    if historical not in sources:
+        return sources, None
+    return [s for s in sources if s != historical], historical
 
 
 def _sink_agent(spec: SinkSpec, endpoints: Endpoints, dead_letters: TopicT,

@@ -20,3 +20,6 @@ STAGE_RETRIES = Counter(
 WARNINGS_EMITTED = Counter("headwater_stream_warnings_emitted", "Ingestion warnings sent (after the hourly limit).")
 EVENTS_PROCESSED = Counter("headwater_stream_events_processed", "Processed events acknowledged on the output topic.")
 PLUGIN_EVENTS = Counter("headwater_plugin_events", "Counters plugins bump, by stage and name.", ["stage", "name"])
+HISTORICAL_WAIT_SECONDS = Counter(
+    "headwater_stream_historical_wait_seconds", "Time historical batches waited for live traffic (streams.priority)."
+)
