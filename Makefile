@@ -31,7 +31,8 @@ imports:  ## the import contracts: layers point down (docs/architecture.md)
 
 check: lint typecheck imports  ## lint, typecheck and the import contracts
 
-bench: setup  ## gateway throughput vs a bare Starlette ceiling (wrk, ~2 min); see bench/README.md
+bench:  ## gateway vs a bare Starlette ceiling, worker vs Quix and a plain loop (~3.5 min); bench/README.md
+	@bash scripts/setup.sh bench
 	@$(VENV)/bin/python bench/run.py
 
 up: setup  ## start the local stack

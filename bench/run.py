@@ -13,8 +13,14 @@ What it does, in one run (bench/README.md explains every number):
    way, its ``/metrics`` read, stopped (SIGTERM: the producer flushes), and every envelope of its
    capture and dead-letter topics is read back and decoded: the events in Kafka must equal the
    200 answers times the events per request.
-4. Prints the table, writes it as JSON to ``<state dir>/bench/latest.json``, deletes the topics
-   it created and stops the stack services it started (only those).
+4. Worker (``bench.worker``): the batch workload's capture topics, at least ``--backlog-min``
+   events, are the backlog that ``headwater worker``, a Quix Streams app and a plain
+   confluent-kafka loop each take to rows in ClickHouse, one after another on the server core:
+   events per CPU-second, peak RSS, the ClickHouse owner's CPU per row. ``--worker`` runs only
+   this half (with the gateway's batch measurement it needs), ``--no-worker`` skips it.
+5. Prints the tables, writes them as JSON to ``<state dir>/bench/latest.json`` and
+   ``worker.json``, deletes the topics (and tables) it created and stops the stack services it
+   started (only those).
 
 A run with a non-2xx answer, a socket error or a Kafka count that does not match is invalid
 (exit status 1). ``--profile single|batch`` instead runs that gateway workload under cProfile
@@ -22,7 +28,8 @@ and prints the top functions of Headwater's code.
 
 The pieces: ``bench.measure`` (workloads, wrk, one measurement), ``bench.cpu`` (where the CPU
 went), ``bench.servers`` (the ceiling, the ladder and the gateway, and the Kafka check),
-``bench.report`` (targets, table, JSON), ``bench.profiling`` (``--profile``). Processes, the
+``bench.report`` (targets, table, JSON), ``bench.profiling`` (``--profile``), ``bench.worker``
+(the worker half). Processes, the
 stack, isolated topologies and reading Kafka are the tests' own helpers (``tests.support``).
 """
 
@@ -34,6 +41,7 @@ import os
 import shutil
 import sys
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,6 +53,11 @@ from bench.measure import WORKLOADS, Measurement  # noqa: E402
 from bench.profiling import print_profile, pyinstrument_to_pstats  # noqa: E402
 from bench.report import print_report, summary, write_json  # noqa: E402
 from bench.servers import Context, ceiling, gateway, ladder  # noqa: E402
+from bench.worker.backlog import Backlog, gateway_backlog, kept_backlog  # noqa: E402
+from bench.worker.consumers import CONSUMERS  # noqa: E402
+from bench.worker.measure import ConsumerResult  # noqa: E402
+from bench.worker.suite import finish_worker_half, run_consumers  # noqa: E402
+from bench.worker.work import STAGE_CALLS, STAGE_CALLS_HELP  # noqa: E402
 from headwater.runtime.projects import create_project  # noqa: E402
 from headwater.runtime.settings import Settings  # noqa: E402
 from headwater.stack import manager  # noqa: E402
@@ -66,7 +79,7 @@ def check_tools(args: argparse.Namespace) -> None:
         raise SystemExit(f"--server-cpu and --client-cpu must be two different CPUs of {cpus}")
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (default 10)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up before each (default 3)")
@@ -82,20 +95,85 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--profiler", choices=["cprofile", "pyinstrument"], default="cprofile",
                         help="with --profile: cProfile (stdlib, deterministic, slows calls) or pyinstrument "
                              "(sampling; pip install it into .venv first)")
-    parser.add_argument("--keep-topics", action="store_true", help="do not delete the topics this run created")
+    parser.add_argument("--keep-topics", action="store_true",
+                        help="do not delete the topics (and the worker half's ClickHouse tables) this run created")
     parser.add_argument("--keep-stack", action="store_true", help="leave services this run started running")
-    return parser.parse_args()
+    worker = parser.add_argument_group("the worker half (bench.worker)")
+    worker.add_argument("--worker", action="store_true",
+                        help="only the worker half: the gateway's batch workload fills the backlog, then the consumers")
+    worker.add_argument("--no-worker", action="store_true", help="skip the worker half")
+    worker.add_argument("--backlog-min", type=int, default=300_000,
+                        help="at least this many events in the backlog (default 300,000)")
+    worker.add_argument("--backlog", type=Path, metavar="TOPOLOGY",
+                        help="reuse the capture topics an earlier --keep-topics run left (its topology-batch.yaml) "
+                             "instead of running the gateway: only the worker half, without the gateway figure")
+    worker.add_argument("--consumers", nargs="+", choices=CONSUMERS, default=list(CONSUMERS),
+                        help="which consumers take the backlog, in this order (default: all three)")
+    worker.add_argument("--stage-calls", choices=STAGE_CALLS, default="event",
+                        help="how the Quix app and the plain loop call the stages: " + STAGE_CALLS_HELP)
+    worker.add_argument("--consumer-timeout", type=float, default=300.0,
+                        help="seconds each consumer may take from assignment to its last row (default 300)")
+    args = parser.parse_args(argv)
+    if args.worker and args.no_worker:
+        parser.error("--worker and --no-worker exclude each other")
+    return args
 
 
-def main() -> int:
-    args = parse_args()
+@dataclass
+class Outcome:
+    """What the run measured: the gateway's rows, and the worker half's backlog and consumers."""
+
+    results: list[Measurement] = field(default_factory=list)
+    backlog: Backlog | None = None
+    gateway_batch: Measurement | None = None  # the measurement that filled the backlog
+    consumers: list[ConsumerResult] = field(default_factory=list)
+
+
+def profile(ctx: Context) -> int:
+    args = ctx.args
+    suffix = ".pyisession" if args.profiler == "pyinstrument" else ".prof"
+    prof = ctx.run_dir / f"gateway-{args.profile}{suffix}"
+    m = gateway(ctx, WORKLOADS[args.profile], profile_to=prof)
+    console.print(f"under {args.profiler} (not a throughput number): {m.requests_per_s:,.0f} req/s, "
+                  f"{m.events_per_s:,.0f} events/s; problems: {m.problems or 'none'}")
+    answered = m.kafka["gateway_200_answers"] if m.kafka else m.requests
+    print_profile(pyinstrument_to_pstats(prof) if args.profiler == "pyinstrument" else prof, 30, answered)
+    return 0 if m.valid else 1
+
+
+def measure_all(ctx: Context, worker_only: bool, with_worker: bool) -> Outcome:
+    args, out = ctx.args, Outcome()
+    if not worker_only:
+        out.results += ceiling(ctx)
+        if args.ladder:
+            out.results += ladder(ctx)
+    for name in args.workloads:
+        if name == "batch" and with_worker:  # the same measurement, its topics kept as the worker's backlog
+            out.gateway_batch, out.backlog = gateway_backlog(ctx, args.backlog_min)
+            out.results.append(out.gateway_batch)
+        else:
+            out.results.append(gateway(ctx, WORKLOADS[name]))
+    if with_worker:
+        if args.backlog is not None:
+            out.backlog = kept_backlog(ctx, args.backlog)
+        elif out.backlog is None:
+            out.gateway_batch, out.backlog = gateway_backlog(ctx, args.backlog_min)
+            out.results.append(out.gateway_batch)
+        out.consumers = run_consumers(ctx, out.backlog, args.consumers, args.consumer_timeout)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     os.chdir(ROOT)
     check_tools(args)
+    worker_only = args.worker or args.backlog is not None
+    if worker_only:
+        args.workloads = [] if args.backlog else ["batch"]
     settings = Settings()
     started = datetime.now(UTC)
     run_dir = settings.state_dir.resolve() / "bench" / started.strftime("%Y%m%dT%H%M%SZ")
     run_dir.mkdir(parents=True, exist_ok=True)
-    results: list[Measurement] = []
     with local_stack(settings, lambda message: step(f"  {message}"), args.keep_stack) as endpoints:
         token = f"phc_bench_{uuid.uuid4().hex}"
         project = asyncio.run(create_project(endpoints.postgres, "bench", token))
@@ -103,30 +181,23 @@ def main() -> int:
         ctx = Context(args, settings, endpoints, token, run_dir, service_pids(settings))
         try:
             if args.profile:
-                suffix = ".pyisession" if args.profiler == "pyinstrument" else ".prof"
-                prof = run_dir / f"gateway-{args.profile}{suffix}"
-                m = gateway(ctx, WORKLOADS[args.profile], profile_to=prof)
-                console.print(f"under {args.profiler} (not a throughput number): {m.requests_per_s:,.0f} req/s, "
-                              f"{m.events_per_s:,.0f} events/s; problems: {m.problems or 'none'}")
-                answered = m.kafka["gateway_200_answers"] if m.kafka else m.requests
-                print_profile(pyinstrument_to_pstats(prof) if args.profiler == "pyinstrument" else prof, 30, answered)
-                return 0 if m.valid else 1
-            results += ceiling(ctx)
-            if args.ladder:
-                results += ladder(ctx)
-            for name in args.workloads:
-                results.append(gateway(ctx, WORKLOADS[name]))
+                return profile(ctx)
+            out = measure_all(ctx, worker_only, with_worker=not args.no_worker)
         finally:
             if not args.keep_topics:
                 for topic, error in delete_topics(endpoints.kafka, ctx.topics).items():
                     console.print(f"[yellow]could not delete topic {topic}: {error}[/]")
-    targets = summary(results)
-    print_report(results, targets, args)
-    latest = settings.state_dir.resolve() / "bench" / "latest.json"
-    write_json(latest, results, targets, args, started)
-    write_json(run_dir / "result.json", results, targets, args, started)
-    console.print(f"written to {latest}")
-    valid = all(m.valid for m in results)
+    valid = True
+    if out.results:
+        targets = summary(out.results)
+        print_report(out.results, targets, args)
+        latest = settings.state_dir.resolve() / "bench" / "latest.json"
+        write_json(latest, out.results, targets, args, started)
+        write_json(run_dir / "result.json", out.results, targets, args, started)
+        console.print(f"written to {latest}")
+        valid = all(m.valid for m in out.results)
+    if out.backlog is not None:
+        valid = finish_worker_half(ctx, out.backlog, out.consumers, out.gateway_batch, started) and valid
     if not valid:
         console.print("[red]this run is INVALID: see the problems above[/]")
     return 0 if valid else 1

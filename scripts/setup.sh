@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make setup: install what Headwater needs, idempotently, on a machine that may have none of it.
 #   system packages (Java, Maven, Postgres, Redis) · .venv with the project and its dev and chdb extras · Kafka jars
+# `scripts/setup.sh bench` (make bench) also makes .venv-quix, the Quix Streams baseline's own venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,5 +65,19 @@ fi
 # --- Kafka jars ------------------------------------------------------------------------
 step "Kafka jars (Maven Central, cached once)"
 .venv/bin/headwater install-kafka
+
+# --- The benchmark's Quix Streams baseline (make bench only) ------------------------------
+if [[ "${1:-}" == bench ]]; then
+  quix_stamp=.venv-quix/.headwater-installed
+  if [[ ! -f $quix_stamp || pyproject.toml -nt $quix_stamp ]]; then
+    step "installing Quix Streams and Headwater into .venv-quix, the worker bench's baseline (a minute the first time)"
+    [[ -x .venv-quix/bin/python ]] || "$PYTHON" -m venv .venv-quix
+    .venv-quix/bin/pip install -q --upgrade pip wheel
+    .venv-quix/bin/pip install -q -e '.[quix]'
+    touch "$quix_stamp"
+  else
+    step ".venv-quix: up to date"
+  fi
+fi
 
 step "setup done"
