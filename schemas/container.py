@@ -90,14 +90,19 @@ def encoded_records(message: bytes, count: int | None) -> EncodedRecords | None:
 
 def container(parts: Sequence[EncodedRecords]) -> bytes:
     """An uncompressed object container file holding ``parts`` (all of one schema id), a block each."""
+    return b"".join(container_chunks(parts))
+
+
+def container_chunks(parts: Sequence[EncodedRecords]) -> list[bytes | memoryview]:
+    """``container`` in pieces, the records' bytes not copied: for a writer that sends them as they are."""
     if not parts:
         raise ValueError("no records")
     schema_id = parts[0].schema_id
     schema = item_schema(schema_id)
     if schema is None or any(p.schema_id != schema_id for p in parts):
         raise ValueError("one container holds records of one envelope schema")
-    out: list[bytes | memoryview] = [MAGIC, _long(2), _bytes(b"avro.schema"), _bytes(schema.encode()), _bytes(b"avro.codec"), _bytes(b"null"),
-           _long(0), _SYNC]
+    out: list[bytes | memoryview] = [MAGIC, _long(2), _bytes(b"avro.schema"), _bytes(schema.encode()),
+                                     _bytes(b"avro.codec"), _bytes(b"null"), _long(0), _SYNC]
     for part in parts:
         out += [_long(part.count), _long(len(part.data)), part.data, _SYNC]
-    return b"".join(out)
+    return out

@@ -15,6 +15,7 @@ from headwater.runtime.topology import Topology
 from schemas.envelope import count_header, event_key, pack
 from schemas.errors import SchemaError
 from schemas.events import IngestionWarning, ProcessedEvent, RawEvent
+from schemas.processed_writer import encode_processed_envelope
 from schemas.serializer import AvroSerializer
 from streams import telemetry
 from streams.checkpoint import Checkpoint
@@ -23,7 +24,6 @@ from streams.runner import StageRunner
 from streams.warnings import WarningLimiter
 
 RAW: AvroSerializer[dict[str, list[RawEvent]]] = AvroSerializer("raw_envelope")
-PROCESSED: AvroSerializer[dict[str, list[ProcessedEvent]]] = AvroSerializer("processed_envelope")
 WARNINGS: AvroSerializer[dict[str, list[IngestionWarning]]] = AvroSerializer("ingestion_warnings")
 
 
@@ -70,7 +70,7 @@ class Pipeline:
         processed = [e.processed for e in result.passed if e.processed is not None]
         for envelope in pack(processed, key_of=_processed_key, size_of=_processed_size,
                              partitions=self._output_partitions, max_bytes=PROCESSED_ENVELOPE_BYTES):
-            await checkpoint.send(self._output, PROCESSED.encode({"events": envelope.events}), key=envelope.key,
+            await checkpoint.send(self._output, encode_processed_envelope(envelope.events), key=envelope.key,
                                   partition=envelope.partition, headers=[count_header(len(envelope.events))])
         if self._warnings_topic is not None and result.warned:
             admitted = await self._warnings.admit(result.warned)

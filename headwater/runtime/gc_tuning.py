@@ -12,10 +12,11 @@ from __future__ import annotations
 import gc
 
 GC_THRESHOLDS = (50_000, 20, 20)
-"""Young collections every 50,000 net allocations instead of 700."""
+"""Young collections every 50,000 net allocations instead of 700 (the gateway's; the worker passes
+its own, ``streams.app.WORKER_GC_THRESHOLDS``, because its batches outlive a young window)."""
 
 
-def tune_gc() -> None:
+def tune_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
     """Freeze what is alive now and raise the collection thresholds; call once, after start-up."""
     gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    gc.set_threshold(*thresholds)

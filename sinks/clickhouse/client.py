@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,8 +48,9 @@ class ClickHouseClient(Protocol):
         ...
 
     async def insert_avro(self, table: str, columns: Sequence[str], select: Sequence[str], item_schema: str,
-                          container: bytes) -> None:
-        """Insert the records of an Avro object container, mapped to ``columns`` by ``select`` (``avro.py``)."""
+                          container: Sequence[bytes | memoryview]) -> None:
+        """Insert the records of an Avro object container (given in pieces, sent as they are), mapped to
+        ``columns`` by ``select`` (``avro.py``)."""
         ...
 
     async def select(self, sql: str) -> QueryResult: ...
@@ -59,6 +60,23 @@ class ClickHouseClient(Protocol):
 
 def _encode_rows(rows: Sequence[Sequence[object]]) -> bytes:
     return b"\n".join(orjson.dumps(row) for row in rows)
+
+
+async def _chunks(pieces: Sequence[bytes | memoryview]) -> AsyncIterator[bytes]:
+    """The pieces as one request body; small ones together, so the body goes out in few writes."""
+    pending: list[bytes | memoryview] = []
+    size = 0
+    for piece in pieces:
+        pending.append(piece)
+        size += len(piece)
+        if size >= CHUNK_BYTES:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
+CHUNK_BYTES = 1 << 20
 
 
 def _insert_query(table: str, columns: Sequence[str]) -> str:
@@ -75,7 +93,7 @@ class HttpClickHouse:
         params = {"database": database} if database else {}
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, params=params)
 
-    async def _post(self, content: bytes, params: dict[str, str]) -> bytes:
+    async def _post(self, content: bytes | AsyncIterator[bytes], params: dict[str, str]) -> bytes:
         try:
             response = await self._http.post("/", content=content, params=params)
         except httpx.TransportError as exc:
@@ -94,8 +112,9 @@ class HttpClickHouse:
             await self._post(_encode_rows(rows), {"query": _insert_query(table, columns)})
 
     async def insert_avro(self, table: str, columns: Sequence[str], select: Sequence[str], item_schema: str,
-                          container: bytes) -> None:
-        await self._post(container, {"query": avro.insert_query(table, columns, select, item_schema)})
+                          container: Sequence[bytes | memoryview]) -> None:
+        # streamed (chunked) in its pieces: no copy of the whole batch is made to send it
+        await self._post(_chunks(container), {"query": avro.insert_query(table, columns, select, item_schema)})
 
     async def select(self, sql: str) -> QueryResult:
         raw = await self._post(sql.encode(), {"default_format": "JSONCompact"})
@@ -137,7 +156,7 @@ class NativeClickHouse:
             await self._run(_insert_query(table, columns) + "\n" + _encode_rows(rows).decode())
 
     async def insert_avro(self, table: str, columns: Sequence[str], select: Sequence[str], item_schema: str,
-                          container: bytes) -> None:
+                          container: Sequence[bytes | memoryview]) -> None:
         raise PermanentSinkError("the native protocol client sends no Avro: insert rows")
 
     async def select(self, sql: str) -> QueryResult:

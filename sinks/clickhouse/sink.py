@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
-from schemas.container import EncodedRecords, container, item_schema
+from schemas.container import EncodedRecords, container_chunks, item_schema
 from schemas.errors import SchemaError
 from sinks import telemetry
 from sinks.base import FlushResult, Record, Rejected, SourceEnvelope, Undecodable
@@ -83,7 +83,7 @@ class ClickHouseSink:
         schema = item_schema(schema_id)
         assert schema is not None  # encoded_records only finds records of one-array envelopes
         await self._client.insert_avro(self._table, self._rows.columns, self._rows.avro_select, schema,
-                                       container(parts))
+                                       container_chunks(parts))
 
     async def _retrying(self, insert: Callable[[], Awaitable[Any]]) -> None:
         """Run ``insert`` until it succeeds or fails for good (``PermanentSinkError``), backing off."""
