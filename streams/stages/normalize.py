@@ -13,6 +13,7 @@ wherever the plugin runs, before or after this stage.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -30,6 +31,7 @@ PERSON_KEYS = (
 )
 
 
+@lru_cache(maxsize=4096)  # the events of one request share their sent_at
 def _iso(micros: int) -> str:
     return datetime.fromtimestamp(micros / 1_000_000, tz=UTC).isoformat().replace("+00:00", "Z")
 
