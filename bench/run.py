@@ -16,8 +16,13 @@ What it does, in one run (bench/README.md explains every number):
 4. Worker (``bench.worker``): the batch workload's capture topics, at least ``--backlog-min``
    events, are the backlog that ``headwater worker``, a Quix Streams app and a plain
    confluent-kafka loop each take to rows in ClickHouse, one after another on the server core:
-   events per CPU-second, peak RSS, the ClickHouse owner's CPU per row. ``--worker`` runs only
-   this half (with the gateway's batch measurement it needs), ``--no-worker`` skips it.
+   events per CPU-second, peak RSS, the ClickHouse owner's CPU per row (the ``throughput``
+   part). Then the live parts (``bench.worker.parts``): ``scaling`` (the same backlog drained by
+   one worker, then by two in one group), ``latency`` (the real PostHog SDK through a gateway
+   and a worker at 50% and 90% of the worker's maximum; the 50% level is also the RSS
+   ``soak``) and ``historical`` (an import waiting beside live traffic at 50%).
+   ``--worker`` runs only this half (with the gateway's batch measurement it needs),
+   ``--no-worker`` skips it, ``--worker-parts``/``--skip-worker-parts`` choose its parts.
 5. Prints the tables, writes them as JSON to ``<state dir>/bench/latest.json`` and
    ``worker.json``, deletes the topics (and tables) it created and stops the stack services it
    started (only those).
@@ -56,6 +61,8 @@ from bench.servers import Context, ceiling, gateway, ladder  # noqa: E402
 from bench.worker.backlog import Backlog, gateway_backlog, kept_backlog  # noqa: E402
 from bench.worker.consumers import CONSUMERS  # noqa: E402
 from bench.worker.measure import ConsumerResult  # noqa: E402
+from bench.worker.parts import add_options, finish_parts, run_parts, selected_parts  # noqa: E402
+from bench.worker.parts_report import PartsOutcome  # noqa: E402
 from bench.worker.suite import finish_worker_half, run_consumers  # noqa: E402
 from bench.worker.work import STAGE_CALLS, STAGE_CALLS_HELP  # noqa: E402
 from headwater.runtime.projects import create_project  # noqa: E402
@@ -100,7 +107,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep-stack", action="store_true", help="leave services this run started running")
     worker = parser.add_argument_group("the worker half (bench.worker)")
     worker.add_argument("--worker", action="store_true",
-                        help="only the worker half: the gateway's batch workload fills the backlog, then the consumers")
+                        help="only the worker half: the gateway's batch workload fills the backlog (for the "
+                             "throughput and scaling parts), then its parts")
     worker.add_argument("--no-worker", action="store_true", help="skip the worker half")
     worker.add_argument("--backlog-min", type=int, default=300_000,
                         help="at least this many events in the backlog (default 300,000)")
@@ -113,9 +121,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="how the Quix app and the plain loop call the stages: " + STAGE_CALLS_HELP)
     worker.add_argument("--consumer-timeout", type=float, default=300.0,
                         help="seconds each consumer may take from assignment to its last row (default 300)")
+    add_options(worker)
     args = parser.parse_args(argv)
     if args.worker and args.no_worker:
         parser.error("--worker and --no-worker exclude each other")
+    args.parts = selected_parts(args)
     return args
 
 
@@ -127,6 +137,8 @@ class Outcome:
     backlog: Backlog | None = None
     gateway_batch: Measurement | None = None  # the measurement that filled the backlog
     consumers: list[ConsumerResult] = field(default_factory=list)
+    throughput: bool = False  # the worker half's throughput part ran (worker vs Quix vs plain loop)
+    parts: PartsOutcome | None = None  # scaling, latency and soak, historical
 
 
 def profile(ctx: Context) -> int:
@@ -143,23 +155,33 @@ def profile(ctx: Context) -> int:
 
 def measure_all(ctx: Context, worker_only: bool, with_worker: bool) -> Outcome:
     args, out = ctx.args, Outcome()
+    parts = args.parts if with_worker else []
+    out.throughput = "throughput" in parts
+    needs_backlog = out.throughput or "scaling" in parts
     if not worker_only:
         out.results += ceiling(ctx)
         if args.ladder:
             out.results += ladder(ctx)
     for name in args.workloads:
-        if name == "batch" and with_worker:  # the same measurement, its topics kept as the worker's backlog
+        if name == "batch" and needs_backlog and args.backlog is None:  # the same measurement, its topics kept
             out.gateway_batch, out.backlog = gateway_backlog(ctx, args.backlog_min)
             out.results.append(out.gateway_batch)
         else:
             out.results.append(gateway(ctx, WORKLOADS[name]))
-    if with_worker:
+    if needs_backlog and out.backlog is None:
         if args.backlog is not None:
             out.backlog = kept_backlog(ctx, args.backlog)
-        elif out.backlog is None:
+        else:
             out.gateway_batch, out.backlog = gateway_backlog(ctx, args.backlog_min)
-            out.results.append(out.gateway_batch)
+            if out.throughput:
+                out.results.append(out.gateway_batch)
+            elif not out.gateway_batch.valid:
+                raise SystemExit(f"the scaling part's backlog is invalid: {'; '.join(out.gateway_batch.problems)}")
+    if out.throughput:
+        assert out.backlog is not None
         out.consumers = run_consumers(ctx, out.backlog, args.consumers, args.consumer_timeout)
+    if any(p != "throughput" for p in parts):
+        out.parts = run_parts(ctx, parts, out.backlog, out.consumers)
     return out
 
 
@@ -168,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)
     check_tools(args)
     worker_only = args.worker or args.backlog is not None
-    if worker_only:
-        args.workloads = [] if args.backlog else ["batch"]
+    if worker_only:  # the gateway's batch row only with the throughput part (scaling alone makes its own backlog)
+        args.workloads = ["batch"] if args.backlog is None and "throughput" in args.parts else []
     settings = Settings()
     started = datetime.now(UTC)
     run_dir = settings.state_dir.resolve() / "bench" / started.strftime("%Y%m%dT%H%M%SZ")
@@ -196,8 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         write_json(run_dir / "result.json", out.results, targets, args, started)
         console.print(f"written to {latest}")
         valid = all(m.valid for m in out.results)
-    if out.backlog is not None:
+    if out.throughput and out.backlog is not None:
         valid = finish_worker_half(ctx, out.backlog, out.consumers, out.gateway_batch, started) and valid
+    if out.parts is not None:
+        valid = finish_parts(ctx, out.parts, started) and valid
     if not valid:
         console.print("[red]this run is INVALID: see the problems above[/]")
     return 0 if valid else 1
