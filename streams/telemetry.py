@@ -13,7 +13,10 @@ STAGE_OUTCOMES = Counter(
 )
 EVENTS_DROPPED = Counter("headwater_stream_events_dropped", "Events dropped, by stage and reason.", ["stage", "reason"])
 EVENTS_DEAD_LETTERED = Counter("headwater_stream_events_dead_lettered", "Events sent to the DLQ, by stage.", ["stage"])
-STAGE_TIMEOUTS = Counter("headwater_stream_stage_timeouts", "Events a stage did not finish in time.", ["stage"])
+STAGE_TIMEOUTS = Counter(
+    "headwater_stream_stage_timeouts", "Stage calls (a batch, or part of one being bisected) not done in time.",
+    ["stage"],
+)
 STAGE_RETRIES = Counter(
     "headwater_stream_stage_retries", "Stage calls retried (a Retry outcome, an outage, or on_error: retry).", ["stage"]
 )

@@ -76,7 +76,9 @@ async def test_plugin_failures_follow_their_policy_and_nothing_is_lost(
 
     metrics = scrape(f"{worker.url}/metrics")
     assert _metric(metrics, "headwater_stream_events_dead_lettered_total", stage="raiser") == 3
-    assert _metric(metrics, "headwater_stream_stage_timeouts_total", stage="sleeper") == 2
+    # the batch's call timed out, and so did each half holding a slow event, down to the two alone
+    assert _metric(metrics, "headwater_stream_stage_timeouts_total", stage="sleeper") >= 2
+    assert _metric(metrics, "headwater_stream_events_dropped_total", stage="sleeper", reason="error") == 2
     assert _metric(metrics, "headwater_stream_events_dropped_total", stage="dropper", reason="dropped_by_plugin") == 2
     passed_blocking = len(fine) + len(dropped)  # the dropper comes after it
     assert _metric(metrics, "headwater_plugin_events_total", stage="blocking", name="blocking_seen") == passed_blocking
