@@ -2,7 +2,8 @@
 
 Order: payload from the ``data`` query parameter, else the body; a urlencoded form's ``data``
 field; the compression hint (query ``compression``, form ``compression``, then
-``Content-Encoding``): gzip/gzip-js (also by its magic bytes, whatever the hint), deflate, zstd
+``Content-Encoding``): gzip/gzip-js (by its magic bytes, whatever the hint; a gzip hint on a
+payload without them, as posthog-js 1.78 sends, is read as base64 or JSON), deflate, zstd
 (also by magic bytes), lz64/lz-string; base64 when it decodes (twice on legacy paths). Decompressed size
 is limited while inflating, so a gzip bomb costs at most ``limit`` bytes of memory.
 """
@@ -113,7 +114,12 @@ def decode_body(request: RawRequest, limit: int) -> Any:
     elif payload[:2] == GZIP_MAGIC or hint in {"gzip", "gzip-js"}:
         if payload[:2] != GZIP_MAGIC:
             payload = _maybe_base64(payload)
-        payload = inflate(payload, limit)
+        # the hint is a hint: posthog-js 1.78 sends ?compression=gzip-js with an uncompressed
+        # base64 form body, which PostHog's capture accepts; only gzip's magic bytes mean gzip
+        if payload[:2] == GZIP_MAGIC:
+            payload = inflate(payload, limit)
+        elif payload[:1] not in (b"{", b"["):
+            payload = _maybe_base64(payload)  # base64 twice, as legacy clients do
     elif hint == "deflate":
         payload = inflate(payload, limit, wbits=zlib.MAX_WBITS)
     elif hint in {"base64", "b64"} or payload[:1] not in (b"{", b"["):

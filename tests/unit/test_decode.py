@@ -114,3 +114,16 @@ def test_plus_in_a_data_query_parameter_survives() -> None:
     encoded = base64.b64encode(orjson.dumps({**EVENT, "properties": {"x": "???>>>"}})).decode()
     assert "+" in encoded
     assert decode_body(_req(b"", {"data": encoded.replace("+", " ")}), LIMIT)["properties"] == {"x": "???>>>"}
+
+
+def test_a_gzip_hint_on_an_uncompressed_base64_form_is_read_as_it_is() -> None:
+    """posthog-js 1.78.5: ``POST /e/?compression=gzip-js&ip=1&_=…&ver=1.78.5`` with a form body
+    ``data=<base64 JSON>`` that is not compressed at all; PostHog's capture accepts it."""
+    event = {"event": "$pageview", "properties": {"distinct_id": "d", "token": "phc_x", "$lib_version": "1.78.5"}}
+    data = base64.b64encode(orjson.dumps(event)).decode()
+    request = _req(f"data={data}".encode(), query={"compression": "gzip-js", "ip": "1", "_": "1700000000000",
+                                                    "ver": "1.78.5"},
+                   content_type="application/x-www-form-urlencoded")
+    assert decode_body(request, LIMIT) == event
+    plain = _req(orjson.dumps(event), query={"compression": "gzip-js"})
+    assert decode_body(plain, LIMIT) == event
