@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from capture_gateway.errors import BadRequest, Unauthorized
+from headwater.runtime.projects import token_problem
 from schemas.events import RawEvent
 
 MAX_DISTINCT_ID = 200
@@ -92,17 +93,18 @@ def split_batch(payload: Any) -> Batch:
     return Batch([payload], None, payload.get("sent_at"), False)
 
 
-def check_token(token: object) -> str:
-    """A token of the right shape, or ``Unauthorized``."""
+HOW_TO_SEND_A_TOKEN = "send api_key in the body (or token in properties)"  # noqa: S105 - advice, not a secret
+
+
+def check_token(token: object, how: str = HOW_TO_SEND_A_TOKEN) -> str:
+    """A token of the right shape, or ``Unauthorized`` (saying ``how`` to send one when there is none)."""
     if not isinstance(token, str) or not token.strip():
-        raise Unauthorized("no project API token: send api_key in the body (or token in properties)",
-                           "missing_token")
+        raise Unauthorized(f"no project API token: {how}", "missing_token")
     token = token.strip()
-    if len(token) > 64 or not token.isascii() or "\x00" in token:
-        raise Unauthorized("the project API token is malformed", "invalid_token")
-    if token.startswith("phx_"):
-        raise Unauthorized("this is a personal API key; capture needs the project API token (phc_…)",
-                           "personal_api_key")
+    problem = token_problem(token)
+    if problem is not None:
+        code, message = problem
+        raise Unauthorized(message, code)
     return token
 
 

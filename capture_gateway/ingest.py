@@ -49,11 +49,12 @@ async def accept(gateway: GatewayContext, project: Project, events: Sequence[Raw
     every message: some may have been written, and the SDK's retry is safe because sinks keep
     one row per event uuid.
     """
-    too_large = next((e for e in events if _may_not_fit(e) and event_size(e) > MAX_EVENT_BYTES), None)
+    too_large = next((i for i, e in enumerate(events) if _may_not_fit(e) and event_size(e) > MAX_EVENT_BYTES), None)
     if too_large is not None:
         telemetry.EVENTS_DROPPED.inc(len(events), "event_too_large")
-        raise PayloadTooLarge(f"event {too_large['uuid']} is larger than {MAX_EVENT_BYTES} bytes, "
-                              "the most one Kafka message holds", "event_too_large")
+        # name what the sender knows: the event's place in its request and its name (its uuid may be ours)
+        raise PayloadTooLarge(f"event {too_large} of the request ({events[too_large]['event'][:100]!r}) is larger "
+                              f"than {MAX_EVENT_BYTES} bytes, the most one Kafka message holds", "event_too_large")
     if not gateway.rate_limiter.allow(project, len(events)):
         telemetry.EVENTS_DROPPED.inc(len(events), "rate_limited")
         raise RateLimited(f"project {project.id} is over its rate limit of {project.rate_limit_per_second}/s")

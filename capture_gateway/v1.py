@@ -31,7 +31,8 @@ ENCODINGS = {"", "identity", "gzip", "deflate", "zstd"}
 def _bearer(request: CaptureRequest) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    return check_token(token if scheme.lower() == "bearer" else None)
+    return check_token(token if scheme.lower() == "bearer" else None,
+                       "send the header Authorization: Bearer <project API token>")
 
 
 def _sdk_info(header: str) -> tuple[str, str] | None:
@@ -72,7 +73,8 @@ async def analytics_events(request: CaptureRequest, gateway: GatewayContext) -> 
                      content_encoding=encoding)
     payload = decode_body(raw, BATCH_LIMIT)
     if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
-        raise BadRequest("the body must be {created_at, batch: [...]}")
+        raise BadRequest("the body must be an object with a batch: {\"batch\": [...]} "
+                         "(created_at and historical_migration are optional)")
     project = await project_of(gateway, token)
     batch = Batch(payload["batch"], token, payload.get("created_at"), bool(payload.get("historical_migration")))
     ctx = CaptureContext(

@@ -57,6 +57,36 @@ WHERE p.revoked_at IS NULL
 """
 
 
+MAX_TOKEN_LENGTH = 64
+
+
+def token_problem(token: str) -> tuple[str, str] | None:
+    """What is wrong with a project API token as capture reads it (``(code, message)``), or None.
+
+    The one rule: the gateway refuses such tokens, and ``project create`` refuses to make them.
+    """
+    if len(token) > MAX_TOKEN_LENGTH or not token.isascii() or "\x00" in token:
+        return "invalid_token", f"the project API token is malformed (at most {MAX_TOKEN_LENGTH} ASCII characters)"
+    if token.startswith("phx_"):
+        return "personal_api_key", "this is a personal API key; capture needs the project API token (phc_…)"
+    return None
+
+
+def new_project_problem(name: str, token: str | None) -> str | None:
+    """Why ``create_project(name, token)`` must refuse, or None: a name and a token people can use."""
+    if not name.strip():
+        return "a project needs a name"
+    if name != name.strip():
+        return f"the name {name!r} starts or ends with spaces"
+    if token is not None:
+        if not token or any(c.isspace() for c in token):
+            return f"the token {token!r} is empty or has spaces: SDKs send it as it is"
+        problem = token_problem(token)
+        if problem is not None:
+            return problem[1]
+    return None
+
+
 def new_token() -> str:
     """A project API token in PostHog's style: ``phc_`` and 43 URL-safe characters."""
     return "phc_" + secrets.token_urlsafe(32)
@@ -67,8 +97,16 @@ async def _connect(dsn: str) -> psycopg.AsyncConnection[dict[str, Any]]:
 
 
 async def create_project(dsn: str, name: str, token: str | None = None) -> Project:
+    """A new live project; ``ConfigError`` for a name or token capture could not use, or a taken name."""
+    problem = new_project_problem(name, token)
+    if problem is not None:
+        raise ConfigError(problem)
     token = token or new_token()
     async with await _connect(dsn) as conn:
+        taken = await (await conn.execute(_SELECT + " AND p.name = %s", (name,))).fetchone()
+        if taken is not None:
+            raise ConfigError(f"a project named {name!r} exists already (names must be unique: "
+                              "`project update NAME` finds projects by name)")
         try:
             await conn.execute("INSERT INTO projects (name, api_token) VALUES (%s, %s)", (name, token))
         except psycopg.errors.UniqueViolation as exc:

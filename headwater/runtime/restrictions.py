@@ -8,6 +8,7 @@ cache time).
 
 from __future__ import annotations
 
+import uuid as uuidlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -56,8 +57,24 @@ def actions_for(restrictions: tuple[Restriction, ...], event: str, distinct_id: 
     return {r.action for r in restrictions if r.matches(event, distinct_id, uuid)}
 
 
+def uuid_problems(uuids: list[str]) -> list[str]:
+    """The given event uuids that are not uuids: a restriction on them could never match."""
+    bad = []
+    for value in uuids:
+        try:
+            uuidlib.UUID(value)
+        except ValueError:
+            bad.append(value)
+    return bad
+
+
 async def add_restriction(dsn: str, project_id: int, action: Action, *, events: list[str],
                           distinct_ids: list[str], uuids: list[str]) -> Restriction:
+    """Add a restriction; ``ConfigError`` for uuids that are not uuids (it would never match)."""
+    bad = uuid_problems(uuids)
+    if bad:
+        raise ConfigError(f"not event uuids: {', '.join(repr(b) for b in bad)} "
+                          "(give the uuid the event was captured with, e.g. 0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b)")
     async with await psycopg.AsyncConnection.connect(dsn, row_factory=dict_row) as conn:
         cur = await conn.execute(
             "INSERT INTO event_restrictions (project_id, action, events, distinct_ids, uuids) "

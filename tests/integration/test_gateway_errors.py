@@ -63,6 +63,13 @@ def test_bad_input_gets_a_json_error_with_a_code(pipeline: Pipeline, project: Pr
                                                                         "uuid": "nope"}]})), 400, "invalid_uuid")
     bomb = gzip.compress(b" " * (21 * 1024 * 1024))
     _error(post(bomb), 413, "payload_too_large")
+    huge = {"event": "huge_upload", "distinct_id": "d", "properties": {"blob": "x" * 1_000_000}}
+    too_large = post(orjson.dumps({"api_key": project.api_token, "batch": [{"event": "e", "distinct_id": "d"}, huge]}))
+    _error(too_large, 413, "event_too_large")
+    assert "event 1 of the request ('huge_upload')" in too_large.json()["error"]  # what the sender knows
+    v1 = httpx.post(f"{gateway.url}/i/v1/analytics/events", content=b'{"batch": []}', timeout=10)
+    _error(v1, 401, "missing_token")
+    assert "Authorization: Bearer" in v1.json()["error"]
     ok = post(_batch(project.api_token, 3))
     assert ok.status_code == 200
     assert ok.json() == {"status": "Ok"}

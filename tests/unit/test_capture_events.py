@@ -15,12 +15,15 @@ from capture_gateway.events import (
     MAX_FUTURE_MICROS,
     Batch,
     CaptureContext,
+    check_token,
     parse_time,
     request_token,
     split_batch,
     to_raw_event,
     uuid7,
 )
+from headwater.runtime.projects import new_project_problem
+from headwater.runtime.restrictions import uuid_problems
 from schemas.events import RawEvent
 
 NOW = 1_700_000_000_000_000  # 2023-11-14T22:13:20Z in microseconds
@@ -160,3 +163,36 @@ def test_any_event_json_is_either_accepted_or_a_bad_request(event: dict[str, Any
         assert raw["distinct_id"]
         assert raw["event"]
         uuid.UUID(raw["uuid"])
+
+
+def test_a_missing_token_error_says_how_this_path_takes_one() -> None:
+    with pytest.raises(Unauthorized, match="send api_key in the body"):
+        check_token(None)
+    with pytest.raises(Unauthorized, match="Authorization: Bearer"):
+        check_token("", "send the header Authorization: Bearer <project API token>")
+
+
+@pytest.mark.parametrize(("name", "token", "why"), [
+    ("web", "phx_personal", "personal API key"),
+    ("", None, "needs a name"),
+    ("   ", None, "needs a name"),
+    (" web", None, "spaces"),
+    ("web", "phc_with space", "has spaces"),
+    ("web", "", "empty"),
+    ("web", "phc_" + "x" * 80, "malformed"),
+    ("web", "phc_tök", "malformed"),
+])
+def test_project_create_refuses_what_capture_would_refuse(name: str, token: str | None, why: str) -> None:
+    problem = new_project_problem(name, token)
+    assert problem is not None
+    assert why in problem
+
+
+def test_project_create_takes_a_good_name_and_token() -> None:
+    assert new_project_problem("web app", "phc_abc") is None
+    assert new_project_problem("web app", None) is None
+    assert check_token(" phc_abc ") == "phc_abc"  # capture and create share token_problem
+
+
+def test_a_restriction_on_a_uuid_that_is_not_one_is_refused() -> None:
+    assert uuid_problems(["0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b", "not-a-uuid"]) == ["not-a-uuid"]
