@@ -197,9 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = settings.state_dir.resolve() / "bench" / started.strftime("%Y%m%dT%H%M%SZ")
     run_dir.mkdir(parents=True, exist_ok=True)
     with local_stack(settings, lambda message: step(f"  {message}"), args.keep_stack) as endpoints:
-        token = f"phc_bench_{uuid.uuid4().hex}"
-        project = asyncio.run(create_project(endpoints.postgres, "bench", token))
-        step(f"project bench (id {project.id}), token {token}; logs in {run_dir}")
+        suffix = uuid.uuid4().hex
+        token = f"phc_bench_{suffix}"
+        project = asyncio.run(create_project(endpoints.postgres, f"bench-{suffix[:8]}", token))  # names are unique
+        step(f"project {project.name} (id {project.id}), token {token}; logs in {run_dir}")
         ctx = Context(args, settings, endpoints, token, run_dir, service_pids(settings))
         try:
             if args.profile:

@@ -48,7 +48,8 @@ def pipeline(stack: Endpoints, tmp_path: Path) -> Pipeline:
 
 @pytest.fixture
 async def project(stack: Endpoints) -> Project:
-    return await create_project(stack.postgres, "test", f"phc_test_{uuid.uuid4().hex}")
+    suffix = uuid.uuid4().hex
+    return await create_project(stack.postgres, f"test-{suffix[:12]}", f"phc_test_{suffix}")
 
 
 @pytest.fixture
