@@ -38,9 +38,9 @@ log = logging.getLogger("headwater.worker")
 
 POLL = 0.02
 GRACE = 5.0
-"""How long a live partition of a new consumer group (no committed offset) that holds events
-counts as waiting before the live agent has read any of it: the live agent gets the first
-fetches. After that, nothing read means nothing to read (its events expired)."""
+"""How long a live partition counts as waiting while what it holds is unknown: not fetched yet,
+or, for a new consumer group (no committed offset), holding events the live agent has read none
+of. The live agent gets the first fetches; after that, nothing read means nothing to read."""
 
 
 class Offsets(Protocol):
@@ -140,7 +140,9 @@ class LivePriority:
             if tp.topic not in self._live:
                 continue
             highwater = self._offsets.highwater(tp)
-            if highwater is None:
+            if highwater is None:  # not fetched yet: it may hold a backlog, so wait for it a while
+                if self._in_grace(tp):
+                    return True
                 continue
             handled = self._handled.get(tp)
             if handled is not None:
@@ -153,9 +155,12 @@ class LivePriority:
                     return True
             elif self._offsets.read_offset(tp) is not None:
                 return True  # a new group: read into the live agent's buffer, not handled yet
-            elif highwater > 0 and time.monotonic() < self._first_seen.setdefault(tp, time.monotonic()) + GRACE:
+            elif highwater > 0 and self._in_grace(tp):
                 return True  # a new group reads from the start; the live agent has not had it yet
         return False
+
+    def _in_grace(self, tp: TP) -> bool:
+        return time.monotonic() < self._first_seen.setdefault(tp, time.monotonic()) + GRACE
 
     async def hold_historical(self, topic: str) -> None:
         """Until cancelled: keep ``topic``'s partitions paused while live events wait, resumed otherwise."""

@@ -86,9 +86,13 @@ def test_a_new_group_waits_for_the_live_backlog_for_a_grace_period(monkeypatch: 
     assert priority.live_waiting()  # read into the live agent's buffer, not handled
 
 
-def test_unknown_highwaters_and_other_topics_do_not_count() -> None:
+def test_an_unfetched_live_partition_waits_for_a_grace_period_and_other_topics_do_not_count(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     offsets = FakeOffsets(highwaters={HISTORICAL: 100}, commits={HISTORICAL: 0})
-    assert not LivePriority(["events_raw"], offsets).live_waiting()
+    priority = LivePriority(["events_raw"], offsets)
+    assert priority.live_waiting()  # the live partition was not fetched yet: it may hold a backlog
+    monkeypatch.setattr(priority_module, "GRACE", 0.0)
+    assert not priority.live_waiting()  # still unknown after the grace: it does not hold imports back
 
 
 async def test_historical_partitions_are_paused_while_live_waits_and_resumed_after(
