@@ -115,6 +115,13 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
 
     live, historical = _pipeline_sources(topology)
 
+    crashing: list[asyncio.Task[None]] = []  # kept, so that the crash is not collected half-way
+
+    def crash_if_failed(task: asyncio.Task[None]) -> None:
+        """A helper task runs until cancelled; one that fails instead stops the worker, loudly."""
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            crashing.append(asyncio.ensure_future(crash(exc)))
+
     def pipeline(after: Callable[[Checkpoint], None] | None = None, max_events: int = PIPELINE_BATCH_EVENTS,
                  alongside: Callable[[], Coroutine[Any, Any, None]] | None = None,
                  ) -> Callable[[StreamT[bytes]], Awaitable[None]]:
@@ -129,6 +136,8 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
                     after(checkpoint)
 
             beside = asyncio.create_task(alongside()) if alongside is not None else None
+            if beside is not None:
+                beside.add_done_callback(crash_if_failed)
             try:
                 try:
                     await runner.start()  # plugins' setup: a missing file stops the worker here, not per event
