@@ -34,6 +34,49 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX event_restrictions_project ON event_restrictions (project_id);
         """,
     ),
+    (
+        3,
+        # Persons, PostHog's person model (docs/persons.md). A person's uuid is the
+        # UUIDv5 of the project and its first distinct id, so two workers that create the
+        # same person create the same key; a distinct id has one owner (its primary key).
+        """
+        CREATE TABLE persons (
+            project_id bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+            uuid uuid NOT NULL,
+            created_at timestamptz NOT NULL,
+            properties jsonb NOT NULL DEFAULT '{}',
+            is_identified boolean NOT NULL DEFAULT false,
+            version bigint NOT NULL DEFAULT 0 CHECK (version >= 0),
+            PRIMARY KEY (project_id, uuid)
+        );
+        CREATE TABLE person_distinct_ids (
+            project_id bigint NOT NULL,
+            distinct_id text NOT NULL CHECK (length(distinct_id) BETWEEN 1 AND 400),
+            person_uuid uuid NOT NULL,
+            version bigint NOT NULL DEFAULT 0 CHECK (version >= 0),
+            PRIMARY KEY (project_id, distinct_id),
+            FOREIGN KEY (project_id, person_uuid) REFERENCES persons (project_id, uuid)
+        );
+        CREATE INDEX person_distinct_ids_person ON person_distinct_ids (project_id, person_uuid);
+        CREATE TABLE group_types (
+            project_id bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+            group_type text NOT NULL CHECK (length(group_type) BETWEEN 1 AND 400),
+            group_type_index smallint NOT NULL CHECK (group_type_index BETWEEN 0 AND 4),
+            PRIMARY KEY (project_id, group_type),
+            UNIQUE (project_id, group_type_index)
+        );
+        CREATE TABLE groups (
+            project_id bigint NOT NULL,
+            group_type_index smallint NOT NULL,
+            group_key text NOT NULL CHECK (length(group_key) BETWEEN 1 AND 400),
+            properties jsonb NOT NULL DEFAULT '{}',
+            created_at timestamptz NOT NULL,
+            version bigint NOT NULL DEFAULT 0 CHECK (version >= 0),
+            PRIMARY KEY (project_id, group_type_index, group_key),
+            FOREIGN KEY (project_id, group_type_index) REFERENCES group_types (project_id, group_type_index)
+        );
+        """,
+    ),
 )
 
 BOOKKEEPING = """

@@ -26,3 +26,12 @@ PLUGIN_EVENTS = Counter("headwater_plugin_events", "Counters plugins bump, by st
 HISTORICAL_WAIT_SECONDS = Counter(
     "headwater_stream_historical_wait_seconds", "Time historical batches waited for live traffic (streams.priority)."
 )
+PERSON_LOOKUPS = Counter(
+    "headwater_stream_person_lookups", "Distinct ids the persons stage looked up, by where they were found.", ["source"]
+)
+PERSON_WRITE_CONFLICTS = Counter(
+    "headwater_stream_person_write_conflicts", "Person writes that lost to another writer and were applied again."
+)
+PERSON_CACHE_WRITE_FAILURES = Counter(
+    "headwater_stream_person_cache_write_failures", "Person cache refreshes Redis refused (next read: Postgres)."
+)

@@ -8,11 +8,12 @@ ILLEGAL_ANY_CASE = frozenset({
 })
 ILLEGAL_EXACT = frozenset({"[object Object]", "NaN", "None", "none", "null", "0"})
 _QUOTES = "'\"`"
+MAX_DISTINCT_ID = 400  # what validation allows an event's distinct_id
 
 
 def illegal_distinct_id(value: object) -> bool:
-    """True for an id a merge must refuse: empty, whitespace, a placeholder, or one of those quoted."""
-    if not isinstance(value, str):
+    """True for an id a merge must refuse: empty, whitespace, a placeholder, one of those quoted, or too long."""
+    if not isinstance(value, str) or len(value) > MAX_DISTINCT_ID:
         return True
     text = value.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in _QUOTES:
