@@ -107,7 +107,7 @@ def _names_token(event: dict[str, Any]) -> bool:
 
 async def _run_case(topology: Topology, case: Case, project: Project) -> list[str]:
     stores: dict[str, MemoryKeyValue] = {}
-    resources = StageResources(projects=_StaticProjects(project),
+    resources = StageResources.offline(projects=_StaticProjects(project),
                                kv=lambda namespace: stores.setdefault(namespace, MemoryKeyValue()))
     specs = topology.pipeline.stages
     if case.until is not None:

@@ -1,4 +1,4 @@
-"""ClickHouse DDL (REFERENCE.md section 7). Statements are idempotent; ``headwater migrate`` runs them."""
+"""ClickHouse DDL: PostHog's table layouts. Statements are idempotent; ``headwater migrate`` runs them."""
 
 from __future__ import annotations
 
@@ -46,4 +46,41 @@ PARTITION BY toYYYYMM(timestamp)
 ORDER BY (team_id, toHour(timestamp), type, source, event_uuid)
 """
 
-STATEMENTS: tuple[str, ...] = (EVENTS, INGESTION_WARNINGS)
+# Persons (docs/persons.md). ReplacingMergeTree(version): the newest write of a person or a
+# distinct id wins, whatever order the rows arrive in; read them with FINAL.
+PERSON = """
+CREATE TABLE IF NOT EXISTS person
+(
+    id UUID,
+    created_at DateTime64(3, 'UTC'),
+    team_id Int64,
+    properties String,
+    is_identified Int8,
+    is_deleted Int8,
+    version UInt64,
+    inserted_at DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (team_id, id)
+"""
+
+_DISTINCT_ID_COLUMNS = """
+(
+    team_id Int64,
+    distinct_id String,
+    person_id UUID,
+    is_deleted Int8,
+    version Int64,
+    inserted_at DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (team_id, distinct_id)
+"""
+
+PERSON_DISTINCT_ID2 = "CREATE TABLE IF NOT EXISTS person_distinct_id2" + _DISTINCT_ID_COLUMNS
+
+PERSON_DISTINCT_ID_OVERRIDES = "CREATE TABLE IF NOT EXISTS person_distinct_id_overrides" + _DISTINCT_ID_COLUMNS
+"""For each distinct id a merge moved, the person it belongs to now: events keep the person id
+they were ingested with, and queries join this table to count people as they are now."""
+
+STATEMENTS: tuple[str, ...] = (EVENTS, INGESTION_WARNINGS, PERSON, PERSON_DISTINCT_ID2, PERSON_DISTINCT_ID_OVERRIDES)

@@ -75,6 +75,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             PRIMARY KEY (project_id, group_type_index, group_key),
             FOREIGN KEY (project_id, group_type_index) REFERENCES group_types (project_id, group_type_index)
         );
+        -- The ClickHouse rows of each person write, stored in the write's transaction and deleted
+        -- once Kafka acknowledged them: a worker that dies in between leaves them for a relay.
+        CREATE TABLE person_outbox (
+            id bigserial PRIMARY KEY,
+            topic text NOT NULL,
+            value bytea NOT NULL,
+            count integer NOT NULL CHECK (count > 0),
+            created_at timestamptz NOT NULL DEFAULT now()
+        );
         """,
     ),
 )

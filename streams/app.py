@@ -37,7 +37,8 @@ from streams.batching import consume_in_batches
 from streams.checkpoint import Checkpoint
 from streams.components import build_stages
 from streams.errors import StageStartError
-from streams.pipeline import Pipeline
+from streams.outbox import Outbox
+from streams.pipeline import Pipeline, outbox_sender
 from streams.priority import FaustOffsets, LivePriority
 from streams.resources import WorkerResources
 from streams.runner import StageRunner
@@ -106,7 +107,7 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
         stream_buffer_maxsize=STREAM_BUFFER_MESSAGES,
         broker_max_poll_records=POLL_MESSAGES,
     )
-    resources = WorkerResources(endpoints, options.token_cache_seconds)
+    resources = WorkerResources(endpoints, options.token_cache_seconds, topology.pipeline.persons)
     dead_letters = app.topic(topology.pipeline.dead_letter)
 
     async def crash(exc: BaseException) -> None:
@@ -127,8 +128,9 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
                  ) -> Callable[[StreamT[bytes]], Awaitable[None]]:
         async def run(stream: StreamT[bytes]) -> None:
             opened = await resources.acquire()
-            runner = StageRunner(build_stages(topology.pipeline.stages, opened.for_stages()))
-            work = Pipeline(topology, app, runner, opened.warnings)
+            outbox = Outbox(outbox_sender(app))
+            runner = StageRunner(build_stages(topology.pipeline.stages, opened.for_stages(outbox)))
+            work = Pipeline(topology, app, runner, opened.warnings, outbox)
 
             async def handle(checkpoint: Checkpoint) -> None:
                 await work.handle(checkpoint)

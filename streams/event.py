@@ -26,14 +26,24 @@ class Warning:
     details: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class EventPerson:
+    """The person an event leaves with (set by the ``persons`` stage): its row in ``events`` carries it."""
+
+    uuid: str
+    properties_json: str
+    created_at: int
+
+
 @dataclass
 class PipelineEvent:
     """One event on its way through the stages.
 
     ``properties`` is parsed once and mutated in place by stages; ``team_id`` and ``project``
-    are set by the ``resolve_project`` stage; ``processed`` (the ``ProcessedEvent`` it leaves
-    as) by ``prepare``. Stages and plugins may rewrite ``raw``; ``original`` keeps the event as it
-    arrived, for the dead-letter topic, and ``source_topic`` says where it came from.
+    are set by the ``resolve_project`` stage, ``person`` by ``persons``; ``processed`` (the
+    ``ProcessedEvent`` it leaves as) by ``prepare``. Stages and plugins may rewrite ``raw``;
+    ``original`` keeps the event as it arrived, for the dead-letter topic, and
+    ``source_topic`` says where it came from.
     """
 
     raw: RawEvent
@@ -43,6 +53,7 @@ class PipelineEvent:
     team_id: int | None = None
     project: Project | None = None
     warnings: list[Warning] = field(default_factory=list)
+    person: EventPerson | None = None
     processed: ProcessedEvent | None = None
 
     @classmethod
@@ -80,7 +91,7 @@ def to_processed(event: PipelineEvent) -> ProcessedEvent:
     """The record an event that passed every stage is emitted as."""
     if event.team_id is None:
         raise StageError("an event reached prepare without a project (is resolve_project in the stages?)")
-    raw, props = event.raw, event.properties
+    raw, props, person = event.raw, event.properties, event.person
     return ProcessedEvent(
         uuid=raw["uuid"],
         event=raw["event"][:MAX_EVENT_NAME],
@@ -90,9 +101,9 @@ def to_processed(event: PipelineEvent) -> ProcessedEvent:
         distinct_id=raw["distinct_id"],
         elements_chain=str(props.get("$elements_chain", "")),
         created_at=raw["now"],
-        person_id=person_uuid(event.team_id, raw["distinct_id"]),
-        person_properties="{}",
-        person_created_at=None,
+        person_id=person.uuid if person is not None else person_uuid(event.team_id, raw["distinct_id"]),
+        person_properties=person.properties_json if person is not None else "{}",
+        person_created_at=person.created_at if person is not None else None,
         person_mode="full" if event.processes_person else "propertyless",
         group_0="",  # filled by the groups stage (persons issue)
         group_1="",

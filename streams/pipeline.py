@@ -2,8 +2,9 @@
 
 Decode every envelope, run the stages on its events (``StageRunner``), and send through the
 batch's checkpoint: processed envelopes (one per output partition, per DESIGN's envelope
-rules), dead letters (each event as it arrived, in a one-event raw envelope) and the warnings
-the hourly limit admits. The checkpoint commits after all of that was acknowledged.
+rules), dead letters (each event as it arrived, in a one-event raw envelope), the warnings
+the hourly limit admits and what stages put in the ``Outbox`` (person rows). The checkpoint
+commits after all of that was acknowledged.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from schemas.serializer import AvroSerializer
 from streams import telemetry
 from streams.checkpoint import Checkpoint
 from streams.event import PipelineEvent
+from streams.outbox import Outbox, OutMessage, Send
 from streams.runner import StageRunner
 from streams.warnings import WarningLimiter
 
@@ -40,10 +42,25 @@ def _processed_size(event: ProcessedEvent) -> int:
     return len(event["properties"]) + len(event["person_properties"]) + len(event["distinct_id"]) + 200
 
 
+def outbox_sender(app: faust.App) -> Send:
+    """Sends an ``Outbox`` message through ``app``'s producer and waits for the ack."""
+    topics: dict[str, TopicT] = {}
+
+    async def send(message: OutMessage) -> None:
+        topic = topics.get(message.topic) or topics.setdefault(message.topic, app.topic(message.topic))
+        await (await topic.send(key=message.key, value=message.value, headers=[count_header(message.count)]))
+
+    return send
+
+
 class Pipeline:
     """Raw envelopes in, processed envelopes, dead letters and warnings out; see the module docstring."""
 
-    def __init__(self, topology: Topology, app: faust.App, runner: StageRunner, warnings: WarningLimiter) -> None:
+    def __init__(self, topology: Topology, app: faust.App, runner: StageRunner, warnings: WarningLimiter,
+                 outbox: Outbox) -> None:
+        self._app = app
+        self._outbox = outbox
+        self._side_topics: dict[str, TopicT] = {}
         self._output: TopicT = app.topic(topology.pipeline.output)
         self._output_partitions = topology.topics[topology.pipeline.output].partitions
         self._warnings_topic = app.topic(topology.pipeline.warnings) if topology.pipeline.warnings else None
@@ -78,4 +95,17 @@ class Pipeline:
                 await checkpoint.send(self._warnings_topic, WARNINGS.encode({"warnings": admitted}),
                                       headers=[count_header(len(admitted))])
                 checkpoint.after_commit(lambda: telemetry.WARNINGS_EMITTED.inc(len(admitted)))
+        await self._send_outbox(checkpoint)
         checkpoint.after_commit(lambda: telemetry.EVENTS_PROCESSED.inc(len(processed)))
+
+    async def _send_outbox(self, checkpoint: Checkpoint) -> None:
+        """What stages produced besides events (person rows): in this batch, acknowledged before its commit."""
+        messages = self._outbox.drain()
+        for message in messages:
+            topic = self._side_topics.get(message.topic)
+            if topic is None:
+                topic = self._side_topics[message.topic] = self._app.topic(message.topic)
+            await checkpoint.send(topic, message.value, key=message.key, headers=[count_header(message.count)])
+        delivered = [m.on_delivered for m in messages if m.on_delivered is not None]
+        if delivered:
+            checkpoint.after_commit(lambda: [callback() for callback in delivered])

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from headwater.runtime.connections import Connections
 from headwater.runtime.projects import ProjectResolver
 from headwater.runtime.settings import Endpoints
+from headwater.runtime.topology import PersonTopics
+from streams.outbox import Outbox
+from streams.persons.store import PersonStore
 from streams.plugins.kv import RedisKeyValue
 from streams.stages.base import StageResources
 from streams.warnings import WarningLimiter
@@ -28,17 +31,22 @@ class Opened:
     projects: ProjectResolver
     warnings: WarningLimiter
 
-    def for_stages(self) -> StageResources:
+    persons: PersonStore
+
+    def for_stages(self, outbox: Outbox) -> StageResources:
+        """What one pipeline agent's stages get; ``outbox`` is that agent's (sent with its batches)."""
         redis = self.connections.redis
-        return StageResources(projects=self.projects, kv=lambda namespace: RedisKeyValue(redis, namespace))
+        return StageResources(projects=self.projects, kv=lambda namespace: RedisKeyValue(redis, namespace),
+                              persons=self.persons, outbox=outbox)
 
 
 class WorkerResources:
     """Opens ``Opened`` on the first ``acquire`` and closes it on the last ``release``."""
 
-    def __init__(self, endpoints: Endpoints, token_cache_seconds: float) -> None:
+    def __init__(self, endpoints: Endpoints, token_cache_seconds: float, person_topics: PersonTopics | None) -> None:
         self._endpoints = endpoints
         self._token_cache_seconds = token_cache_seconds
+        self._person_topics = person_topics
         self._lock = asyncio.Lock()
         self._users = 0
         self._opened: Opened | None = None
@@ -51,6 +59,7 @@ class WorkerResources:
                     connections=connections,
                     projects=ProjectResolver(connections.postgres, connections.redis, self._token_cache_seconds),
                     warnings=WarningLimiter(connections.redis),
+                    persons=PersonStore(connections.postgres, connections.redis, self._person_topics),
                 )
             self._users += 1
             return self._opened

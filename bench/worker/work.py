@@ -37,6 +37,7 @@ from sinks.clickhouse.config import ClickHouseConfig
 from sinks.clickhouse.rows import EVENTS
 from streams.components import build_stages
 from streams.event import PipelineEvent
+from streams.outbox import Outbox, OutMessage
 from streams.resources import WorkerResources
 from streams.runner import start_stage
 
@@ -76,6 +77,10 @@ def events_table(topology: Topology) -> str:
     raise ValueError("the topology has no clickhouse sink of events")
 
 
+async def _nowhere(_message: OutMessage) -> None:
+    return None
+
+
 class ConsumerWork:
     """See the module docstring. ``open`` it, feed it messages, ``flush`` when ``due``, ``close`` it."""
 
@@ -85,9 +90,11 @@ class ConsumerWork:
             raise ValueError(f"stage_calls must be one of {STAGE_CALLS}, not {stage_calls!r}")
         self._per_event = stage_calls == "event"
         self._loop = uvloop.new_event_loop()  # the worker runs on uvloop too
-        self._resources = WorkerResources(endpoints, token_cache_seconds)
+        self._resources = WorkerResources(endpoints, token_cache_seconds, topology.pipeline.persons)
         opened = self._run(self._resources.acquire())
-        self._stages = [stage for stage, _ in build_stages(topology.pipeline.stages, opened.for_stages())]
+        # person rows are the worker's business: here they are written to Postgres and not sent on
+        self._outbox = Outbox(_nowhere)
+        self._stages = [stage for stage, _ in build_stages(topology.pipeline.stages, opened.for_stages(self._outbox))]
         for stage in self._stages:
             self._run(start_stage(stage))
         self._client = connect(endpoints.clickhouse)
@@ -112,6 +119,12 @@ class ConsumerWork:
         return [EVENTS.row_of(event.processed) for event in passed.events if event.processed is not None]
 
     async def _through(self, events: list[PipelineEvent]) -> Passed:
+        try:
+            return await self._through_stages(events)
+        finally:
+            self._outbox.drain()
+
+    async def _through_stages(self, events: list[PipelineEvent]) -> Passed:
         if not self._per_event:
             return await through_stages(self._stages, events)
         total = Passed()

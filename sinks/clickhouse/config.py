@@ -8,11 +8,13 @@ from pydantic import Field
 
 from sinks.registry import SinkConfig
 
+Records = Literal["events", "ingestion_warnings", "person", "person_distinct_id2", "person_distinct_id_overrides"]
+
 
 class ClickHouseConfig(SinkConfig):
-    """Writes processed events (or ingestion warnings) into a ClickHouse table."""
+    """Writes processed events (or ingestion warnings, or person rows) into a ClickHouse table."""
 
-    records: Literal["events", "ingestion_warnings"] = Field(
+    records: Records = Field(
         "events", description="What the source topic carries, and so which table it fills."
     )
     table: str | None = Field(None, description="Target table; defaults to the name of `records`.")

@@ -1,4 +1,5 @@
-"""Records → rows: ``events`` from processed events, ``ingestion_warnings`` from warnings.
+"""Records → rows: ``events`` from processed events, ``ingestion_warnings`` from warnings, the
+person tables from the persons stage's rows.
 
 Two ways in. **Avro** (the usual one): the envelopes' records go to ClickHouse as they came
 from Kafka, in an Avro container (``schemas.container``), and ClickHouse maps their fields to
@@ -71,5 +72,31 @@ EVENTS = RowFormat(
 WARNINGS = RowFormat(("team_id", "source", "type", "event_uuid", "details", "timestamp"), warning_row,
                      ("team_id", "source", "type", "event_uuid", "details", _MICROS.format("timestamp")))
 
-ROW_FORMATS: dict[str, RowFormat] = {"events": EVENTS, "ingestion_warnings": WARNINGS}
+
+
+def person_row(person: Any) -> tuple[object, ...]:
+    """A ``PersonRow`` record as a row of ``person``."""
+    return (person["id"], _datetime64(person["created_at"]), person["team_id"], person["properties"],
+            int(person["is_identified"]), int(person["is_deleted"]), person["version"])
+
+
+def distinct_id_row(row: Any) -> tuple[object, ...]:
+    """A ``PersonDistinctIdRow`` record as a row of ``person_distinct_id2`` or the overrides table."""
+    return (row["team_id"], row["distinct_id"], row["person_id"], int(row["is_deleted"]), row["version"])
+
+
+PERSONS = RowFormat(
+    ("id", "created_at", "team_id", "properties", "is_identified", "is_deleted", "version"), person_row,
+    ("id", _MICROS.format("created_at"), "team_id", "properties", "toInt8(is_identified)", "toInt8(is_deleted)",
+     "version"),
+)
+DISTINCT_IDS = RowFormat(
+    ("team_id", "distinct_id", "person_id", "is_deleted", "version"), distinct_id_row,
+    ("team_id", "distinct_id", "person_id", "toInt8(is_deleted)", "version"),
+)
+
+ROW_FORMATS: dict[str, RowFormat] = {
+    "events": EVENTS, "ingestion_warnings": WARNINGS, "person": PERSONS, "person_distinct_id2": DISTINCT_IDS,
+    "person_distinct_id_overrides": DISTINCT_IDS,
+}
 """The config's ``records`` → the row format of that table."""

@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Protocol
 
 from headwater.errors import Unavailable
 from streams import telemetry
+from streams.errors import StreamsError
 from streams.event import person_uuid
-from streams.persons.rules import Applied, PersonBatch, PersonEvent
-from streams.persons.store import PersonConflict, PersonStore, Written
+from streams.outbox import Send
+from streams.persons.rows import Written
+from streams.persons.rules import Applied, Changes, Known, PersonBatch, PersonEvent
 
 MAX_ATTEMPTS = 5
 
 
-async def apply_batch(store: PersonStore, events: Sequence[tuple[int, PersonEvent]]) -> tuple[list[Applied], Written]:
+class PersonConflict(StreamsError):
+    """Another writer changed what this batch read: reload (bypassing caches) and apply it again."""
+
+
+class PersonStorage(Protocol):
+    """Where persons live: ``streams.persons.store.PersonStore`` (Postgres and Redis) in the worker,
+    ``streams.persons.memory.MemoryPersonStore`` in ``topology test`` and unit tests."""
+
+    async def load(self, ids: Collection[tuple[int, str]], *, use_cache: bool = True) -> dict[int, Known]:
+        """What is stored for ``(team_id, distinct_id)`` pairs, per team (every team asked for)."""
+        ...
+
+    async def write(self, changes: Mapping[int, Changes]) -> Written:
+        """Write every team's changes at once; ``PersonConflict`` when another writer got there first."""
+        ...
+
+    async def relay(self, send: Send) -> int:
+        """Send rows an earlier writer stored and never sent; how many."""
+        ...
+
+
+async def apply_batch(store: PersonStorage, events: Sequence[tuple[int, PersonEvent]]) -> tuple[list[Applied], Written]:
     """Apply ``(team_id, event)`` pairs in order; what each event leaves with, and what was written.
 
     A write that loses to another worker (``PersonConflict``) is applied again from what Postgres

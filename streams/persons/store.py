@@ -9,6 +9,12 @@ and applies the batch again. Around the write, the cache entries it changes are 
 the transaction and set after it, each only if its version is newer than what the cache holds,
 so a slow writer never puts an older person back.
 
+The rows ClickHouse's person tables need (``Written``) are encoded into envelopes and stored
+in the same transaction, in ``person_outbox``; the stage hands them to the pipeline, which sends
+them with the batch, and each is deleted once Kafka acknowledged it. So a worker killed between
+the Postgres commit and the Kafka ack loses nothing: ``relay`` sends what an earlier worker left
+(rows are versioned, so sending one twice is harmless).
+
 Redis or Postgres down is ``headwater.errors.Unavailable``: the stage retries, the partition waits.
 """
 
@@ -16,7 +22,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -25,11 +30,17 @@ import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
 from headwater.errors import Unavailable
+from headwater.runtime.topology import PersonTopics
 from streams import telemetry
-from streams.errors import StreamsError
+from streams.outbox import OutMessage, Send
+from streams.persons.process import PersonConflict
+from streams.persons.rows import DistinctIdRow, PersonRow, Written, envelopes
 from streams.persons.rules import Changes, Known, Person
 
 CACHE_SECONDS = 7 * 24 * 3600
+RELAY_AFTER_SECONDS = 30.0
+"""Outbox rows older than this are an earlier worker's that never got sent."""
+
 _ID_KEY = "headwater:person-id:{team}:{distinct_id}"
 _PERSON_KEY = "headwater:person:{team}:{uuid}"
 
@@ -92,45 +103,27 @@ WHERE d.project_id = m.project_id AND d.person_uuid = m.source
 RETURNING d.project_id, d.distinct_id, d.person_uuid::text AS person_uuid, d.version
 """
 
+_INSERT_OUTBOX = """
+INSERT INTO person_outbox (topic, value, count)
+SELECT * FROM unnest(%s::text[], %s::bytea[], %s::integer[])
+RETURNING id
+"""
+
+_DELETE_OUTBOX = "DELETE FROM person_outbox WHERE id = ANY(%s)"
+
+_STALE_OUTBOX = """
+SELECT id, topic, value, count FROM person_outbox
+WHERE created_at < now() - %s * interval '1 second'
+ORDER BY id LIMIT %s
+"""
+
 _DELETE_PERSONS = """
 DELETE FROM persons p
 USING unnest(%s::bigint[], %s::uuid[], %s::bigint[]) AS m (project_id, source, version)
 WHERE p.project_id = m.project_id AND p.uuid = m.source AND p.version = m.version
-RETURNING p.uuid
+RETURNING p.project_id, p.uuid::text AS uuid, (extract(epoch FROM p.created_at) * 1000000)::bigint AS created_at,
+          p.version
 """
-
-
-class PersonConflict(StreamsError):
-    """Another writer changed what this batch read: reload from Postgres and apply the batch again."""
-
-
-@dataclass(frozen=True)
-class PersonRow:
-    """A person as ClickHouse's ``person`` table holds it (``is_deleted`` rows end a merged person)."""
-
-    team_id: int
-    person: Person
-    is_deleted: bool = False
-
-
-@dataclass(frozen=True)
-class DistinctIdRow:
-    """A distinct id's owner at ``version``: a row of ``person_distinct_id2`` (and of the overrides
-    table when a merge moved it)."""
-
-    team_id: int
-    distinct_id: str
-    person_uuid: str
-    version: int
-
-
-@dataclass
-class Written:
-    """What one batch wrote: the rows ClickHouse's person tables get."""
-
-    persons: list[PersonRow] = field(default_factory=list)
-    distinct_ids: list[DistinctIdRow] = field(default_factory=list)
-    overrides: list[DistinctIdRow] = field(default_factory=list)
 
 
 def _person_doc(person: Person) -> str:
@@ -155,12 +148,14 @@ class PersonStore:
     Uses the worker's Postgres pool and Redis client; owns neither.
     """
 
-    def __init__(self, postgres: AsyncConnectionPool[Any], redis: aioredis.Redis,
+    def __init__(self, postgres: AsyncConnectionPool[Any], redis: aioredis.Redis, topics: PersonTopics | None,
                  cache_seconds: int = CACHE_SECONDS) -> None:
         self._pool = postgres
         self._redis = redis
+        self._topics = topics
         self._cache_seconds = cache_seconds
         self._set_if_newer = redis.register_script(_SET_IF_NEWER)
+        self._delivered: list[int] = []  # acknowledged, to delete with the next write (or relay)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -227,24 +222,78 @@ class PersonStore:
     # -- writing -------------------------------------------------------------------------------
 
     async def write(self, changes: Mapping[int, Changes]) -> Written:
-        """Write every team's ``Changes`` in one transaction; ``PersonConflict`` if another writer won."""
+        """Write every team's ``Changes`` in one transaction; ``PersonConflict`` if another writer won.
+
+        The rows for ClickHouse are stored with the write and come back as ``Written.messages``.
+        """
         changes = {team: c for team, c in changes.items() if not c.empty}
         written = Written()
         if not changes:
             return written
         await self._forget(changes)
+        delivered, self._delivered = self._delivered, []
         try:
             async with self._pool.connection(timeout=5.0) as conn, conn.transaction():
                 await self._apply(conn, changes, written)
-        except PersonConflict:
+                messages = await self._store_messages(conn, written)
+                if delivered:
+                    await conn.execute(_DELETE_OUTBOX, (delivered,))
+        except BaseException as exc:
+            self._delivered += delivered
+            if isinstance(exc, (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
+                                psycopg.errors.UniqueViolation, psycopg.errors.ForeignKeyViolation)):
+                raise PersonConflict(str(exc)) from exc
+            if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError)):
+                raise Unavailable(f"cannot write persons to Postgres: {exc}", "persons_unavailable") from exc
             raise
-        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
-                psycopg.errors.UniqueViolation, psycopg.errors.ForeignKeyViolation) as exc:
-            raise PersonConflict(str(exc)) from exc
-        except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError) as exc:
-            raise Unavailable(f"cannot write persons to Postgres: {exc}", "persons_unavailable") from exc
+        written.messages = messages
         await self._remember(written)
         return written
+
+    async def _store_messages(self, conn: psycopg.AsyncConnection[Any], written: Written) -> list[OutMessage]:
+        """Encode the rows and keep them in the outbox, in the write's transaction."""
+        if self._topics is None:
+            return []
+        encoded = envelopes(written, self._topics)
+        if not encoded:
+            return []
+        cur = await conn.execute(_INSERT_OUTBOX, ([t for t, _, _ in encoded], [v for _, v, _ in encoded],
+                                                  [c for _, _, c in encoded]))
+        ids = [row["id"] for row in await cur.fetchall()]
+        return [self._message(receipt, topic, value, count)
+                for receipt, (topic, value, count) in zip(ids, encoded, strict=True)]
+
+    def _message(self, receipt: int, topic: str, value: bytes, count: int) -> OutMessage:
+        def delivered() -> None:
+            self._delivered.append(receipt)
+
+        return OutMessage(topic, value, count, on_delivered=delivered)
+
+    async def relay(self, send: Send, older_than: float = RELAY_AFTER_SECONDS, limit: int = 500) -> int:
+        """Delete what was delivered; send (then delete) outbox rows older than ``older_than`` seconds.
+
+        Those are an earlier worker's (a batch sends its rows within seconds, and every store
+        deletes what was delivered at its next write or relay, every few seconds); one sent twice
+        is harmless, the tables keep the highest version. How many were sent."""
+        delivered, self._delivered = self._delivered, []
+        try:
+            async with self._pool.connection(timeout=5.0) as conn:
+                if delivered:
+                    await conn.execute(_DELETE_OUTBOX, (delivered,))
+                cur = await conn.execute(_STALE_OUTBOX, (older_than, limit))
+                stale = await cur.fetchall()
+        except (psycopg.Error, TimeoutError) as exc:
+            self._delivered += delivered
+            raise Unavailable(f"cannot read the person outbox: {exc}", "persons_unavailable") from exc
+        for row in stale:
+            await send(OutMessage(row["topic"], bytes(row["value"]), row["count"]))
+        if stale:
+            try:
+                async with self._pool.connection(timeout=5.0) as conn:
+                    await conn.execute(_DELETE_OUTBOX, ([row["id"] for row in stale],))
+            except (psycopg.Error, TimeoutError) as exc:
+                raise Unavailable(f"cannot clear the person outbox: {exc}", "persons_unavailable") from exc
+        return len(stale)
 
     async def _apply(self, conn: psycopg.AsyncConnection[Any], changes: Mapping[int, Changes],
                      written: Written) -> None:
@@ -272,16 +321,16 @@ class PersonStore:
                      for r in await cur.fetchall()]
             cur = await conn.execute(_DELETE_PERSONS, ([t for t, _ in merges], [m.source for _, m in merges],
                                                        [m.source_version for _, m in merges]))
-            _expect(len(await cur.fetchall()), len(merges), "a merged person changed since it was read")
+            deleted = await cur.fetchall()
+            _expect(len(deleted), len(merges), "a merged person changed since it was read")
             written.distinct_ids.extend(moved)
             written.overrides.extend(moved)
+            written.persons.extend(  # the row that ends the merged person in ClickHouse
+                PersonRow(r["project_id"], Person(r["uuid"], r["created_at"], {}, False, r["version"] + 100),
+                          is_deleted=True) for r in deleted)
         for team, c in changes.items():
-            sources = {m.source: m.source_version for m in c.merges}
             written.persons.extend(PersonRow(team, p) for p in c.created)
             written.persons.extend(PersonRow(team, p) for p, _ in c.updated)
-            written.persons.extend(
-                PersonRow(team, Person(uuid, 0, {}, False, version + 100), is_deleted=True)
-                for uuid, version in sources.items())
             written.distinct_ids.extend(DistinctIdRow(team, d, owner, 0) for d, owner in c.new_ids)
             written.overrides.extend(DistinctIdRow(team, d, owner, 0) for d, owner in c.moved_new_ids)
 

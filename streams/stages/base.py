@@ -30,6 +30,8 @@ from headwater.runtime.projects import Project
 from streams.event import PipelineEvent
 
 if TYPE_CHECKING:  # at run time the plugin API (streams.plugins) imports this module, not the reverse
+    from streams.outbox import Outbox
+    from streams.persons.process import PersonStorage
     from streams.plugins.kv import KeyValueStore
 
 
@@ -90,6 +92,22 @@ class StageResources:
     projects: ProjectLookup
     kv: Callable[[str], KeyValueStore]
     """A key-value store namespaced for one stage (Redis in the worker)."""
+    persons: PersonStorage
+    """Persons (Postgres, cached in Redis, in the worker): the ``persons`` stage's."""
+    outbox: Outbox
+    """Messages a stage produces besides its events, sent with the batch (``streams.outbox``)."""
+
+    @classmethod
+    def offline(cls, projects: ProjectLookup, kv: Callable[[str], KeyValueStore]) -> StageResources:
+        """Without services (``topology test``, unit tests): persons in memory, and an outbox that
+        keeps what stages put in it until ``drain()``."""
+        from streams.outbox import Outbox, OutMessage
+        from streams.persons.memory import MemoryPersonStore
+
+        async def nowhere(_message: OutMessage) -> None:
+            return None
+
+        return cls(projects=projects, kv=kv, persons=MemoryPersonStore(), outbox=Outbox(nowhere))
 
 
 class BaseStage:

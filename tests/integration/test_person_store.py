@@ -13,17 +13,18 @@ import pytest
 from headwater.runtime.connections import Connections
 from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
+from headwater.runtime.topology import PersonTopics
 from streams.event import person_uuid
-from streams.persons.process import apply_batch
+from streams.persons.process import PersonConflict, apply_batch
 from streams.persons.rules import PersonBatch, PersonEvent
-from streams.persons.store import PersonConflict, PersonStore
+from streams.persons.store import PersonStore
 
 
 @pytest.fixture
 async def store(stack: Endpoints) -> AsyncIterator[PersonStore]:
     connections = await Connections.open(stack.postgres, stack.redis)
     try:
-        yield PersonStore(connections.postgres, connections.redis)
+        yield PersonStore(connections.postgres, connections.redis, PersonTopics())
     finally:
         await connections.close()
 
@@ -103,7 +104,7 @@ async def test_two_workers_merging_the_same_people_at_once_end_with_one_consiste
     team = project.id
     await apply_batch(store, [(team, ev("e", f"p{i}", **{"$set": {f"k{i}": i}})) for i in range(6)])
     other_connections = await Connections.open(stack.postgres, stack.redis)
-    other = PersonStore(other_connections.postgres, other_connections.redis)
+    other = PersonStore(other_connections.postgres, other_connections.redis, PersonTopics())
     try:
         # worker 1 merges p0 <- p1 <- p2 ..., worker 2 the same people the other way round, with $sets
         one = [(team, ev("$merge_dangerously", f"p{i}", alias=f"p{i + 1}", **{"$set": {"w1": i}})) for i in range(5)]

@@ -3,7 +3,7 @@
 Each test (and each bench workload) gets topics and a consumer group of its own, so it sees
 no other test's events. ``isolated_topology`` renames by walking the document: a value under a
 topic-naming key (``TOPIC_KEYS``) that names a declared topic is prefixed wherever it sits
-(``capture``, ``pipeline``, ``sinks[].source``, ``agents[].source``), so new sections keep
+(``capture``, ``pipeline`` and its ``persons``, ``sinks[].source``, ``agents[].source``), so new sections keep
 working; ``load_topology`` then proves that every reference still names a declared topic.
 """
 
@@ -22,7 +22,7 @@ from headwater.runtime.topology import Topology, load_topology
 from tests.support import DEFAULT_TOPOLOGY
 
 TOPIC_KEYS = frozenset({"topic", "overflow_topic", "historical_topic", "source", "sources", "output", "dead_letter",
-                        "warnings"})
+                        "warnings", "persons", "distinct_ids", "overrides"})
 
 
 def isolated_topology(prefix: str, **overrides: Any) -> dict[str, Any]:

@@ -381,7 +381,7 @@ def _raw_event(**properties: Any) -> PipelineEvent:
 
 @pytest.mark.parametrize("geoip_after_normalize", [False, True], ids=["geoip_before", "geoip_after"])
 async def test_user_agent_and_geoip_update_the_person(city_db: Path, geoip_after_normalize: bool) -> None:
-    resources = StageResources(projects=_NoProjects(), kv=lambda _: MemoryKeyValue())
+    resources = StageResources.offline(projects=_NoProjects(), kv=lambda _: MemoryKeyValue())
     stages = [_stage("plugin", "user_agent").build("user_agent", {}, resources),
               _stage("plugin", "geoip").build("geoip", {"database_path": str(city_db)}, resources),
               _stage("normalize", None).build("normalize", {}, resources)]

@@ -131,7 +131,7 @@ def _runner(*stages: dict[str, Any]) -> StageRunner:
         specs.append(StageSpec(**stage, type="plugin", plugin=f"{HERE}:{kind}") if kind else
                      StageSpec(**stage, type=stage["name"]))
     specs.append(StageSpec(name="prepare", type="prepare"))
-    resources = StageResources(projects=_Projects(), kv=lambda _: MemoryKeyValue())
+    resources = StageResources.offline(projects=_Projects(), kv=lambda _: MemoryKeyValue())
     return StageRunner(build_stages(specs, resources))
 
 

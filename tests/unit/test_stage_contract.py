@@ -129,7 +129,7 @@ def test_unknown_config_keys_fail_validation(key: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("key", sorted(CONFIGS))
 async def test_each_sample_gets_an_outcome_and_the_same_one_twice(key: str, tmp_path: Path) -> None:
-    resources = StageResources(projects=_Projects(), kv=lambda _: MemoryKeyValue())
+    resources = StageResources.offline(projects=_Projects(), kv=lambda _: MemoryKeyValue())
     stage = _kinds()[key].build(_spec(key).name, CONFIGS[key](tmp_path), resources)
     await stage.start()
     try:
@@ -151,10 +151,10 @@ async def test_each_sample_gets_an_outcome_and_the_same_one_twice(key: str, tmp_
 
 @pytest.mark.parametrize("key", sorted(CONFIGS))
 async def test_an_outage_of_its_resources_is_left_to_the_runner(key: str, tmp_path: Path) -> None:
-    resources = StageResources(projects=_Projects(down=True), kv=lambda _: _DownKeyValue())
+    resources = StageResources.offline(projects=_Projects(down=True), kv=lambda _: _DownKeyValue())
     stage = _kinds()[key].build(_spec(key).name, CONFIGS[key](tmp_path), resources)
     healthy = _kinds()[key].build(_spec(key).name, CONFIGS[key](tmp_path),
-                                  StageResources(projects=_Projects(), kv=lambda _: MemoryKeyValue()))
+                                  StageResources.offline(projects=_Projects(), kv=lambda _: MemoryKeyValue()))
     await stage.start()
     await healthy.start()
     try:
@@ -175,7 +175,7 @@ async def test_an_outage_of_its_resources_is_left_to_the_runner(key: str, tmp_pa
 
 async def test_resolve_project_lets_an_outage_through() -> None:
     """The outage check above is not vacuous: a stage that uses its resources raises there."""
-    resources = StageResources(projects=_Projects(down=True), kv=lambda _: _DownKeyValue())
+    resources = StageResources.offline(projects=_Projects(down=True), kv=lambda _: _DownKeyValue())
     stage = _kinds()["resolve_project"].build("resolve_project", {}, resources)
     with pytest.raises(Unavailable):
         await stage.process_batch([_event(SAMPLES[0])])

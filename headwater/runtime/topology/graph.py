@@ -32,6 +32,8 @@ def graph_problems(topology: Topology) -> list[tuple[Loc, str]]:
     ]
     if pipeline.warnings is not None:
         refs.append((("pipeline", "warnings"), pipeline.warnings))
+    if pipeline.persons is not None:
+        refs += [(("pipeline", "persons", field), topic) for field, topic in pipeline.persons.topics()]
     for loc, topic in refs:
         if topic not in known:
             problems.append((loc, f"unknown topic {topic!r} (declared: {declared})"))
@@ -44,6 +46,9 @@ def graph_problems(topology: Topology) -> list[tuple[Loc, str]]:
             problems.append((("pipeline", "stages", i, "name"), f"duplicate stage name {stage.name!r}"))
         seen.add(stage.name)
     types = [s.type for s in pipeline.stages]
+    if "persons" in types and pipeline.persons is None:
+        problems.append((("pipeline",), "a `persons` stage needs `persons:` topics for the person rows it writes "
+                                        "(persons, distinct_ids, overrides)"))
     if "prepare" not in types or types[-1] != "prepare":
         problems.append((("pipeline", "stages"), "the last stage must be `prepare` (it shapes the output rows)"))
     if "resolve_project" not in types or types[0] != "resolve_project":
@@ -87,9 +92,8 @@ def mermaid(topology: Topology) -> str:
     for a, b in zip(pipeline.stages, pipeline.stages[1:], strict=False):
         lines.append(f"  {_id('s_' + a.name)} --> {_id('s_' + b.name)}")
     lines.append(f"  {last} --> {_id('t_' + pipeline.output)}")
-    lines.append(f"  {first} -. dead letters .-> {_id('t_' + pipeline.dead_letter)}")
-    if pipeline.warnings:
-        lines.append(f"  {first} -. warnings .-> {_id('t_' + pipeline.warnings)}")
+    for label, topic in pipeline.side_outputs():
+        lines.append(f"  {first} -. {label} .-> {_id('t_' + topic)}")
     for sink in topology.sinks:
         lines.append(f"  {_id('k_' + sink.name)}{{{{\"{sink.name} ({sink.type})\"}}}}")
         lines.append(f"  {_id('t_' + sink.source)} --> {_id('k_' + sink.name)}")
@@ -118,9 +122,8 @@ def dot(topology: Topology) -> str:
         lines.append(f'  "stage:{a.name}" -> "stage:{b.name}";')
     lines.append(f'  "stage:{pipeline.stages[-1].name}" -> "{pipeline.output}";')
     first = f'"stage:{pipeline.stages[0].name}"'
-    lines.append(f'  {first} -> "{pipeline.dead_letter}" [style=dashed, label="dead letters"];')
-    if pipeline.warnings:
-        lines.append(f'  {first} -> "{pipeline.warnings}" [style=dashed, label="warnings"];')
+    for label, topic in pipeline.side_outputs():
+        lines.append(f'  {first} -> "{topic}" [style=dashed, label="{label}"];')
     for sink in topology.sinks:
         lines.append(f'  "{sink.source}" -> "sink:{sink.name}";')
     for agent in topology.agents:
@@ -142,10 +145,8 @@ def describe(topology: Topology) -> str:
         kind = f"plugin {stage.plugin}" if stage.plugin else stage.type
         out += [f"    Processor: {stage.name} ({kind}, on_error={stage.on_error}, timeout={stage.timeout_seconds}s)",
                 f"      --> {after}", f"      <-- {before}"]
-    out += [f"    Sink: output (topic: {pipeline.output})", f"      <-- {pipeline.stages[-1].name}",
-            f"    Sink: dead_letter (topic: {pipeline.dead_letter})"]
-    if pipeline.warnings:
-        out.append(f"    Sink: warnings (topic: {pipeline.warnings})")
+    out += [f"    Sink: output (topic: {pipeline.output})", f"      <-- {pipeline.stages[-1].name}"]
+    out += [f"    Sink: {label.replace(' ', '_')} (topic: {topic})" for label, topic in pipeline.side_outputs()]
     for n, sink in enumerate(topology.sinks, start=1):
         out += [f"  Sub-topology: {n} (agent: sink_{sink.name})",
                 f"    Source: {sink.source} (topics: [{sink.source}])", f"      --> {sink.name}",

@@ -51,6 +51,21 @@ class StageSpec(Strict):
     timeout_seconds: float = Field(5.0, gt=0, description="How long one call of this stage (one batch) may take.")
 
 
+class PersonTopics(Strict):
+    """Where the ``persons`` stage sends the rows of ClickHouse's person tables (a sink reads each)."""
+
+    persons: Name = Field("persons", description="Topic of person rows (ClickHouse `person`).")
+    distinct_ids: Name = Field(
+        "person_distinct_ids", description="Topic of distinct id → person rows (ClickHouse `person_distinct_id2`).")
+    overrides: Name = Field(
+        "person_distinct_id_overrides",
+        description="Topic of the distinct ids a merge moved (ClickHouse `person_distinct_id_overrides`).")
+
+    def topics(self) -> list[tuple[str, str]]:
+        """``(field, topic)`` of each."""
+        return [("persons", self.persons), ("distinct_ids", self.distinct_ids), ("overrides", self.overrides)]
+
+
 class PipelineSpec(Strict):
     """Raw events in, processed events out."""
 
@@ -62,6 +77,17 @@ class PipelineSpec(Strict):
         "ingestion_warnings",
         description="Topic for ingestion warnings (at most one per project, type and key an hour).",
     )
+    persons: PersonTopics | None = Field(
+        None, description="Topics for the person rows the `persons` stage writes; needed with a `persons` stage.")
+
+    def side_outputs(self) -> list[tuple[str, str]]:
+        """``(label, topic)`` of what the stages send besides the output: dead letters, warnings, person rows."""
+        sides = [("dead letters", self.dead_letter)]
+        if self.warnings is not None:
+            sides.append(("warnings", self.warnings))
+        if self.persons is not None:
+            sides += [(f"person {label.replace('_', ' ')}", topic) for label, topic in self.persons.topics()]
+        return sides
 
 
 class BatchSpec(Strict):
