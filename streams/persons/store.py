@@ -113,7 +113,7 @@ _DELETE_OUTBOX = "DELETE FROM person_outbox WHERE id = ANY(%s)"
 
 _STALE_OUTBOX = """
 SELECT id, topic, value, count FROM person_outbox
-WHERE created_at < now() - %s * interval '1 second'
+WHERE created_at < now() - %s * interval '1 second' AND topic = ANY(%s)
 ORDER BY id LIMIT %s
 """
 
@@ -272,7 +272,8 @@ class PersonStore:
     async def relay(self, send: Send, older_than: float = RELAY_AFTER_SECONDS, limit: int = 500) -> int:
         """Delete what was delivered; send (then delete) outbox rows older than ``older_than`` seconds.
 
-        Those are an earlier worker's (a batch sends its rows within seconds, and every store
+        Only rows for this store's topics (another topology may share the database). Those are
+        an earlier worker's (a batch sends its rows within seconds, and every store
         deletes what was delivered at its next write or relay, every few seconds); one sent twice
         is harmless, the tables keep the highest version. How many were sent."""
         delivered, self._delivered = self._delivered, []
@@ -280,7 +281,8 @@ class PersonStore:
             async with self._pool.connection(timeout=5.0) as conn:
                 if delivered:
                     await conn.execute(_DELETE_OUTBOX, (delivered,))
-                cur = await conn.execute(_STALE_OUTBOX, (older_than, limit))
+                topics = [topic for _, topic in self._topics.topics()] if self._topics is not None else []
+                cur = await conn.execute(_STALE_OUTBOX, (older_than, topics, limit))
                 stale = await cur.fetchall()
         except (psycopg.Error, TimeoutError) as exc:
             self._delivered += delivered

@@ -15,6 +15,7 @@ from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
 from headwater.runtime.topology import PersonTopics
 from streams.event import person_uuid
+from streams.outbox import OutMessage
 from streams.persons.process import PersonConflict, apply_batch
 from streams.persons.rules import PersonBatch, PersonEvent
 from streams.persons.store import PersonStore
@@ -134,3 +135,24 @@ async def test_the_cache_never_goes_back_to_an_older_version(store: PersonStore,
     await store._cache([(f"headwater:person:{team}:{uuid}", stale.persons[uuid].version, '{"stale": true}')])
     known = (await store.load({(team, "u")}))[team]
     assert known.persons[uuid].properties == {"v": 2}
+
+
+async def test_rows_a_dead_worker_wrote_but_never_sent_are_relayed_once(store: PersonStore, project: Project) -> None:
+    team = project.id
+    _, written = await apply_batch(store, [(team, ev("e", "relayed", **{"$set": {"k": 1}}))])
+    assert {m.topic for m in written.messages} == {"persons", "person_distinct_ids"}
+    # nobody sends them (the worker died before Kafka acknowledged): the relay does, once
+    sent: list[OutMessage] = []
+
+    async def send(message: OutMessage) -> None:
+        sent.append(message)
+
+    await store.relay(send, older_than=0.0)
+    assert {m.value for m in written.messages} <= {m.value for m in sent}
+    assert await store.relay(send, older_than=0.0) == 0
+    # what a live batch had delivered is deleted, not relayed
+    _, delivered = await apply_batch(store, [(team, ev("e", "relayed", **{"$set": {"k": 2}}))])
+    for message in delivered.messages:
+        assert message.on_delivered is not None
+        message.on_delivered()
+    assert await store.relay(send, older_than=0.0) == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 from typing import Any
 
 import orjson
@@ -10,7 +10,9 @@ import pytest
 
 from streams.event import person_uuid
 from streams.persons.ids import illegal_distinct_id
-from streams.persons.rules import Applied, Changes, Known, Person, PersonBatch, PersonEvent
+from streams.persons.memory import MemoryPersonStore
+from streams.persons.process import apply_batch
+from streams.persons.rules import Applied, Known, Person, PersonBatch, PersonEvent
 
 TEAM = 7
 
@@ -20,41 +22,28 @@ def event(name: str, distinct_id: str, ts: int = 1_000, /, **props: Any) -> Pers
 
 
 class Store:
-    """An in-memory person store: what Postgres holds, folded from each batch's ``Changes``."""
+    """``MemoryPersonStore`` seen from one team, run synchronously: the I/O seam of these tests."""
 
     def __init__(self) -> None:
-        self.owners: dict[str, str] = {}
-        self.persons: dict[str, Person] = {}
-        self.overrides: dict[str, str] = {}
+        self.memory = MemoryPersonStore()
+
+    @property
+    def owners(self) -> dict[str, str]:
+        return {d: owner for (_, d), (owner, _) in self.memory.owners.items()}
+
+    @property
+    def persons(self) -> dict[str, Person]:
+        return {u: p for (_, u), p in self.memory.persons.items()}
+
+    @property
+    def overrides(self) -> dict[str, str]:
+        return {d: owner for (_, d), owner in self.memory.overrides.items()}
 
     def known(self) -> Known:
-        return Known(dict(self.owners), {u: dataclasses.replace(p, properties=dict(p.properties))
-                                         for u, p in self.persons.items()})
-
-    def write(self, changes: Changes) -> None:
-        for person in changes.created:
-            assert person.uuid not in self.persons
-            self.persons[person.uuid] = person
-        for person, expected in changes.updated:
-            assert self.persons[person.uuid].version == expected
-            self.persons[person.uuid] = person
-        for distinct_id, owner in changes.new_ids:
-            assert distinct_id not in self.owners
-            self.owners[distinct_id] = owner
-        for merge in changes.merges:
-            assert self.persons[merge.source].version == merge.source_version
-            for distinct_id, owner in list(self.owners.items()):
-                if owner == merge.source:
-                    self.owners[distinct_id] = merge.target
-                    self.overrides[distinct_id] = merge.target
-            del self.persons[merge.source]
-        for distinct_id, owner in changes.moved_new_ids:
-            self.overrides[distinct_id] = owner
+        return asyncio.run(self.memory.load({(TEAM, d) for d in self.owners} | {(TEAM, "-")}))[TEAM]
 
     def run(self, *events: PersonEvent) -> list[Applied]:
-        batch = PersonBatch(TEAM, self.known(), person_uuid)
-        applied = [batch.apply(e) for e in events]
-        self.write(batch.changes())
+        applied, _ = asyncio.run(apply_batch(self.memory, [(TEAM, e) for e in events]))
         return applied
 
     def person_of(self, distinct_id: str) -> Person:
