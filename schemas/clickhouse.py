@@ -83,4 +83,20 @@ PERSON_DISTINCT_ID_OVERRIDES = "CREATE TABLE IF NOT EXISTS person_distinct_id_ov
 """For each distinct id a merge moved, the person it belongs to now: events keep the person id
 they were ingested with, and queries join this table to count people as they are now."""
 
-STATEMENTS: tuple[str, ...] = (EVENTS, INGESTION_WARNINGS, PERSON, PERSON_DISTINCT_ID2, PERSON_DISTINCT_ID_OVERRIDES)
+GROUPS = """
+CREATE TABLE IF NOT EXISTS groups
+(
+    group_type_index UInt8,
+    group_key String,
+    created_at DateTime64(6, 'UTC'),
+    team_id Int64,
+    group_properties String,
+    version UInt64,
+    inserted_at DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (team_id, group_type_index, group_key)
+"""
+
+STATEMENTS: tuple[str, ...] = (EVENTS, INGESTION_WARNINGS, PERSON, PERSON_DISTINCT_ID2, PERSON_DISTINCT_ID_OVERRIDES,
+                               GROUPS)

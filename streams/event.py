@@ -40,7 +40,7 @@ class PipelineEvent:
     """One event on its way through the stages.
 
     ``properties`` is parsed once and mutated in place by stages; ``team_id`` and ``project``
-    are set by the ``resolve_project`` stage, ``person`` by ``persons``; ``processed`` (the
+    are set by the ``resolve_project`` stage, ``person`` and ``groups`` by ``persons``; ``processed`` (the
     ``ProcessedEvent`` it leaves as) by ``prepare``. Stages and plugins may rewrite ``raw``;
     ``original`` keeps the event as it arrived, for the dead-letter topic, and
     ``source_topic`` says where it came from.
@@ -54,6 +54,7 @@ class PipelineEvent:
     project: Project | None = None
     warnings: list[Warning] = field(default_factory=list)
     person: EventPerson | None = None
+    groups: dict[int, str] = field(default_factory=dict)  # group type index -> key: the $group_0..4 columns
     processed: ProcessedEvent | None = None
 
     @classmethod
@@ -105,10 +106,10 @@ def to_processed(event: PipelineEvent) -> ProcessedEvent:
         person_properties=person.properties_json if person is not None else "{}",
         person_created_at=person.created_at if person is not None else None,
         person_mode="full" if event.processes_person else "propertyless",
-        group_0="",  # filled by the groups stage (persons issue)
-        group_1="",
-        group_2="",
-        group_3="",
-        group_4="",
+        group_0=event.groups.get(0, ""),
+        group_1=event.groups.get(1, ""),
+        group_2=event.groups.get(2, ""),
+        group_3=event.groups.get(3, ""),
+        group_4=event.groups.get(4, ""),
         historical_migration=raw["historical_migration"],
     )

@@ -8,7 +8,8 @@ from pydantic import Field
 
 from sinks.registry import SinkConfig
 
-Records = Literal["events", "ingestion_warnings", "person", "person_distinct_id2", "person_distinct_id_overrides"]
+Records = Literal["events", "ingestion_warnings", "person", "person_distinct_id2", "person_distinct_id_overrides",
+                  "groups"]
 
 
 class ClickHouseConfig(SinkConfig):

@@ -95,8 +95,21 @@ DISTINCT_IDS = RowFormat(
     ("team_id", "distinct_id", "person_id", "toInt8(is_deleted)", "version"),
 )
 
+
+
+def group_row(row: Any) -> tuple[object, ...]:
+    """A ``GroupRow`` record as a row of ``groups``."""
+    return (row["group_type_index"], row["group_key"], _datetime64(row["created_at"]), row["team_id"],
+            row["properties"], row["version"])
+
+
+GROUPS = RowFormat(
+    ("group_type_index", "group_key", "created_at", "team_id", "group_properties", "version"), group_row,
+    ("group_type_index", "group_key", _MICROS.format("created_at"), "team_id", "properties", "version"),
+)
+
 ROW_FORMATS: dict[str, RowFormat] = {
     "events": EVENTS, "ingestion_warnings": WARNINGS, "person": PERSONS, "person_distinct_id2": DISTINCT_IDS,
-    "person_distinct_id_overrides": DISTINCT_IDS,
+    "person_distinct_id_overrides": DISTINCT_IDS, "groups": GROUPS,
 }
 """The config's ``records`` → the row format of that table."""

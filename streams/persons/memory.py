@@ -8,12 +8,13 @@ and merges move every distinct id of the source.
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 from headwater.runtime.topology import PersonTopics
 from streams.outbox import OutMessage, Send
+from streams.persons.groups import GroupUpdate, next_indexes
 from streams.persons.process import PersonConflict
-from streams.persons.rows import DistinctIdRow, PersonRow, Written, envelopes
+from streams.persons.rows import DistinctIdRow, GroupRow, PersonRow, Written, envelopes
 from streams.persons.rules import Changes, Known, Person
 
 
@@ -25,6 +26,8 @@ class MemoryPersonStore:
         self.owners: dict[tuple[int, str], tuple[str, int]] = {}  # (team, distinct id) -> (person, version)
         self.persons: dict[tuple[int, str], Person] = {}
         self.overrides: dict[tuple[int, str], str] = {}
+        self.group_type_index: dict[int, dict[str, int]] = {}
+        self.groups: dict[tuple[int, int, str], GroupRow] = {}
 
     async def load(self, ids: Collection[tuple[int, str]], *, use_cache: bool = True) -> dict[int, Known]:
         known: dict[int, Known] = {}
@@ -40,6 +43,29 @@ class MemoryPersonStore:
         written = Written()
         for team, c in changes.items():
             self._apply(team, c, written)
+        if self.topics is not None:
+            written.messages = [OutMessage(t, value, count) for t, value, count in envelopes(written, self.topics)]
+        return written
+
+    async def group_types(self, team_id: int, names: Collection[str]) -> dict[str, int]:
+        held = self.group_type_index.setdefault(team_id, {})
+        held.update(next_indexes(held, names))
+        return dict(held)
+
+    async def write_groups(self, updates: Sequence[GroupUpdate]) -> Written:
+        written = Written()
+        for u in updates:
+            key = (u.team_id, u.group_type_index, u.group_key)
+            held = self.groups.get(key)
+            if held is None:
+                row = GroupRow(u.team_id, u.group_type_index, u.group_key, u.timestamp, dict(u.properties), 0)
+            elif {**held.properties, **u.properties} != held.properties:
+                row = GroupRow(u.team_id, u.group_type_index, u.group_key, held.created_at,
+                               {**held.properties, **u.properties}, held.version + 1)
+            else:
+                continue
+            self.groups[key] = row
+            written.groups.append(row)
         if self.topics is not None:
             written.messages = [OutMessage(t, value, count) for t, value, count in envelopes(written, self.topics)]
         return written

@@ -10,6 +10,7 @@ from streams import telemetry
 from streams.errors import StreamsError
 from streams.event import person_uuid
 from streams.outbox import Send
+from streams.persons.groups import GroupUpdate
 from streams.persons.rows import Written
 from streams.persons.rules import Applied, Changes, Known, PersonBatch, PersonEvent
 
@@ -30,6 +31,14 @@ class PersonStorage(Protocol):
 
     async def write(self, changes: Mapping[int, Changes]) -> Written:
         """Write every team's changes at once; ``PersonConflict`` when another writer got there first."""
+        ...
+
+    async def group_types(self, team_id: int, names: Collection[str]) -> dict[str, int]:
+        """The project's group type → index, giving ``names`` the next free indexes (at most five types)."""
+        ...
+
+    async def write_groups(self, updates: Sequence[GroupUpdate]) -> Written:
+        """Set groups' properties (one update per group, ``groups.combine``); their rows as messages."""
         ...
 
     async def relay(self, send: Send) -> int:

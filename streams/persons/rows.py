@@ -16,6 +16,7 @@ from streams.persons.rules import Person
 ENVELOPE_BYTES = 256_000  # like processed envelopes: well under the broker's message limit
 PERSON_ROWS: AvroSerializer[dict[str, list[dict[str, Any]]]] = AvroSerializer("person_rows")
 DISTINCT_ID_ROWS: AvroSerializer[dict[str, list[dict[str, Any]]]] = AvroSerializer("person_distinct_id_rows")
+GROUP_ROWS: AvroSerializer[dict[str, list[dict[str, Any]]]] = AvroSerializer("group_rows")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,18 @@ class DistinctIdRow:
     version: int
 
 
+@dataclass(frozen=True)
+class GroupRow:
+    """A group as ClickHouse's ``groups`` table holds it, after a ``$groupidentify``."""
+
+    team_id: int
+    group_type_index: int
+    group_key: str
+    created_at: int
+    properties: dict[str, Any]
+    version: int
+
+
 @dataclass
 class Written:
     """What one batch wrote: the rows ClickHouse's person tables get, and them as messages."""
@@ -45,6 +58,7 @@ class Written:
     persons: list[PersonRow] = field(default_factory=list)
     distinct_ids: list[DistinctIdRow] = field(default_factory=list)
     overrides: list[DistinctIdRow] = field(default_factory=list)
+    groups: list[GroupRow] = field(default_factory=list)
     messages: list[OutMessage] = field(default_factory=list)
 
 
@@ -58,6 +72,11 @@ def person_record(row: PersonRow) -> dict[str, Any]:
 def distinct_id_record(row: DistinctIdRow) -> dict[str, Any]:
     return {"team_id": row.team_id, "distinct_id": row.distinct_id, "person_id": row.person_uuid,
             "is_deleted": False, "version": row.version}
+
+
+def group_record(row: GroupRow) -> dict[str, Any]:
+    return {"team_id": row.team_id, "group_type_index": row.group_type_index, "group_key": row.group_key,
+            "created_at": row.created_at, "properties": orjson.dumps(row.properties).decode(), "version": row.version}
 
 
 def _chunks(records: list[dict[str, Any]], size: Callable[[dict[str, Any]], int]) -> list[list[dict[str, Any]]]:
@@ -85,4 +104,7 @@ def envelopes(written: Written, topics: PersonTopics) -> list[tuple[str, bytes, 
     for topic, rows in ((topics.distinct_ids, written.distinct_ids), (topics.overrides, written.overrides)):
         for chunk in _chunks([distinct_id_record(r) for r in rows], lambda r: len(r["distinct_id"]) + 80):
             out.append((topic, DISTINCT_ID_ROWS.encode({"distinct_ids": chunk}), len(chunk)))
+    groups = [group_record(r) for r in written.groups]
+    for chunk in _chunks(groups, lambda r: len(r["properties"]) + len(r["group_key"]) + 60):
+        out.append((topics.groups, GROUP_ROWS.encode({"groups": chunk}), len(chunk)))
     return out

@@ -21,7 +21,7 @@ Redis or Postgres down is ``headwater.errors.Unavailable``: the stage retries, t
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -33,8 +33,9 @@ from headwater.errors import Unavailable
 from headwater.runtime.topology import PersonTopics
 from streams import telemetry
 from streams.outbox import OutMessage, Send
+from streams.persons.groups import GroupUpdate, next_indexes
 from streams.persons.process import PersonConflict
-from streams.persons.rows import DistinctIdRow, PersonRow, Written, envelopes
+from streams.persons.rows import DistinctIdRow, GroupRow, PersonRow, Written, envelopes
 from streams.persons.rules import Changes, Known, Person
 
 CACHE_SECONDS = 7 * 24 * 3600
@@ -115,6 +116,27 @@ _STALE_OUTBOX = """
 SELECT id, topic, value, count FROM person_outbox
 WHERE created_at < now() - %s * interval '1 second' AND topic = ANY(%s)
 ORDER BY id LIMIT %s
+"""
+
+_GROUP_TYPES = "SELECT group_type, group_type_index FROM group_types WHERE project_id = %s"
+
+_INSERT_GROUP_TYPES = """
+INSERT INTO group_types (project_id, group_type, group_type_index)
+SELECT %s, u.name, u.index FROM unnest(%s::text[], %s::smallint[]) AS u (name, index)
+ON CONFLICT DO NOTHING
+"""
+
+_UPSERT_GROUPS = """
+INSERT INTO groups AS g (project_id, group_type_index, group_key, properties, created_at, version)
+SELECT u.project_id, u.type_index, u.key, u.properties::jsonb,
+       timestamptz 'epoch' + u.created_at * interval '1 microsecond', 0
+FROM unnest(%s::bigint[], %s::smallint[], %s::text[], %s::text[], %s::bigint[])
+     AS u (project_id, type_index, key, properties, created_at)
+ON CONFLICT (project_id, group_type_index, group_key) DO UPDATE
+SET properties = g.properties || EXCLUDED.properties, version = g.version + 1
+WHERE g.properties || EXCLUDED.properties IS DISTINCT FROM g.properties
+RETURNING g.project_id, g.group_type_index, g.group_key, g.properties,
+          (extract(epoch FROM g.created_at) * 1000000)::bigint AS created_at, g.version
 """
 
 _DELETE_PERSONS = """
@@ -248,6 +270,41 @@ class PersonStore:
             raise
         written.messages = messages
         await self._remember(written)
+        return written
+
+    # -- groups --------------------------------------------------------------------------------
+
+    async def group_types(self, team_id: int, names: Collection[str]) -> dict[str, int]:
+        """The project's group types, ``names`` given an index first if they have none and one is free."""
+        try:
+            async with self._pool.connection(timeout=5.0) as conn:
+                for _ in range(3):  # another worker may take an index at the same moment
+                    held = {r["group_type"]: r["group_type_index"]
+                            for r in await (await conn.execute(_GROUP_TYPES, (team_id,))).fetchall()}
+                    assigned = next_indexes(held, names)
+                    if not assigned:
+                        return held
+                    await conn.execute(_INSERT_GROUP_TYPES, (team_id, list(assigned), list(assigned.values())))
+                return held
+        except (psycopg.Error, TimeoutError) as exc:
+            raise Unavailable(f"cannot read group types from Postgres: {exc}", "persons_unavailable") from exc
+
+    async def write_groups(self, updates: Sequence[GroupUpdate]) -> Written:
+        """Set the groups' properties (created on first sight), and their rows for ClickHouse, in one transaction."""
+        written = Written()
+        if not updates:
+            return written
+        try:
+            async with self._pool.connection(timeout=5.0) as conn, conn.transaction():
+                cur = await conn.execute(_UPSERT_GROUPS, (
+                    [u.team_id for u in updates], [u.group_type_index for u in updates],
+                    [u.group_key for u in updates], [orjson.dumps(u.properties).decode() for u in updates],
+                    [u.timestamp for u in updates]))
+                written.groups = [GroupRow(r["project_id"], r["group_type_index"], r["group_key"], r["created_at"],
+                                           r["properties"], r["version"]) for r in await cur.fetchall()]
+                written.messages = await self._store_messages(conn, written)
+        except (psycopg.Error, TimeoutError) as exc:
+            raise Unavailable(f"cannot write groups to Postgres: {exc}", "persons_unavailable") from exc
         return written
 
     async def _store_messages(self, conn: psycopg.AsyncConnection[Any], written: Written) -> list[OutMessage]:

@@ -7,6 +7,10 @@ after the event: creations, ``$set``/``$set_once``/``$unset`` and ``$identify``/
 transaction per batch; the rows for ClickHouse's person tables go out with the batch
 (``streams.outbox``). The other events keep a UUIDv5 person id and no properties: person
 updates are stripped and person-only events are dropped with a warning.
+
+Groups (``streams.persons.groups``): every event's ``$groups`` fills ``$group_0..4`` by the
+project's group type indexes (given on first sight, at most five types), and ``$groupidentify``
+sets the group's properties from ``$group_set``, one write per batch.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from headwater.errors import Unavailable
 from streams.errors import StageError
 from streams.event import EventPerson, PipelineEvent
 from streams.outbox import Outbox
+from streams.persons.groups import MAX_GROUP_KEY, GroupUpdate, combine, group_key
 from streams.persons.process import PersonStorage, apply_batch
 from streams.persons.rules import PersonEvent
 from streams.stages.base import BaseStage, Drop, Errored, Ok, Outcome
@@ -30,6 +35,14 @@ PERSON_EVENTS = frozenset({"$identify", "$create_alias", "$merge_dangerously", "
 RELAY_EVERY_SECONDS = 10.0
 
 log = logging.getLogger("headwater.stages.persons")
+
+
+def _group_type_names(event: PipelineEvent) -> list[str]:
+    named = event.properties.get("$groups")
+    names = [n for n in named if isinstance(n, str)] if isinstance(named, dict) else []
+    if event.raw["event"] == "$groupidentify" and isinstance(event.properties.get("$group_type"), str):
+        names.append(event.properties["$group_type"])
+    return names
 
 
 def _personless(event: PipelineEvent) -> Outcome:
@@ -49,6 +62,8 @@ class Persons(BaseStage):
         self._store = store
         self._outbox = outbox
         self._relay: asyncio.Task[None] | None = None
+        self._types: dict[int, dict[str, int]] = {}  # team -> group type -> index
+        self._unmapped: set[tuple[int, str]] = set()  # types beyond the fifth, ignored
 
     async def start(self) -> None:
         self._relay = asyncio.create_task(self._relay_forever(), name=f"{self.name}-relay")
@@ -94,10 +109,60 @@ class Persons(BaseStage):
                 if result.warning is not None:
                     event.warn(result.warning.type, **result.warning.details)
                 outcomes[i] = Ok(event)
-        return cast(list[Outcome], outcomes)  # every index was filled above
+        done = cast(list[Outcome], outcomes)  # every index was filled above
+        await self._groups([o.event for o in done if isinstance(o, Ok) and o.event.team_id is not None])
+        return done
+
+    async def _groups(self, events: list[PipelineEvent]) -> None:
+        """``$groups`` → ``event.groups`` (``$group_0..4``); ``$groupidentify`` → the group's properties."""
+        await self._learn_types(events)
+        updates: list[GroupUpdate] = []
+        for event in events:
+            assert event.team_id is not None
+            types = self._types.get(event.team_id, {})
+            named = event.properties.get("$groups")
+            if isinstance(named, dict):
+                for name, value in named.items():
+                    index, key = types.get(name), group_key(value)
+                    if index is not None and key is not None:
+                        event.groups[index] = key
+            if event.raw["event"] == "$groupidentify" and event.processes_person:
+                update = self._group_update(event, types)
+                if update is not None:
+                    updates.append(update)
+        if updates:
+            self._outbox.add((await self._store.write_groups(combine(updates))).messages)
+
+    def _group_update(self, event: PipelineEvent, types: dict[str, int]) -> GroupUpdate | None:
+        assert event.team_id is not None
+        name, key = event.properties.get("$group_type"), group_key(event.properties.get("$group_key"))
+        index = types.get(name) if isinstance(name, str) else None
+        if index is None or key is None:
+            return None
+        if len(key) > MAX_GROUP_KEY:
+            event.warn("group_key_too_long", key=str(name), group_type=name, group_key=key[:100])
+            return None
+        properties = event.properties.get("$group_set")
+        return GroupUpdate(event.team_id, index, key, event.raw["timestamp"],
+                           dict(properties) if isinstance(properties, dict) else {})
+
+    async def _learn_types(self, events: list[PipelineEvent]) -> None:
+        """Ask the store for group types this stage has not seen yet (types never change once given)."""
+        wanted: dict[int, list[str]] = {}
+        for event in events:
+            assert event.team_id is not None
+            known = self._types.get(event.team_id, {})
+            for name in _group_type_names(event):
+                if name not in known and (event.team_id, name) not in self._unmapped:
+                    wanted.setdefault(event.team_id, []).append(name)
+        for team, names in wanted.items():
+            held = await self._store.group_types(team, names)
+            self._types[team] = held
+            self._unmapped.update((team, n) for n in names if n not in held)  # a sixth type: ignored
 
 
 register_stage(
     "persons", NoConfig, lambda name, _config, resources: Persons(name, resources.persons, resources.outbox),
-    "Persons: creation, $set/$set_once/$unset and merges, in Postgres (cached in Redis), one round trip a batch.",
+    "Persons and groups: creation, $set/$set_once/$unset, merges, $groups and $groupidentify; "
+    "Postgres (cached in Redis), one round trip a batch.",
 )

@@ -98,3 +98,24 @@ async def test_an_illegal_id_is_not_merged_and_says_why(
     await wait_for_count(stack, f"SELECT count() FROM ingestion_warnings WHERE team_id = {team} "
                                 f"AND type = 'cannot_merge_with_illegal_distinct_id'", 1, logs=[worker.log])
     assert await count(stack, f"SELECT uniqExact(person_id) FROM events FINAL WHERE team_id = {team}") == 2
+
+
+async def test_groups_fill_the_group_columns_and_groupidentify_fills_the_groups_table(
+        stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway,
+        start_worker: StartWorker) -> None:
+    gateway = start_gateway(pipeline)
+    worker = start_worker(pipeline)
+    team = project.id
+    client = sdk(project, gateway.url)
+    client.group_identify("company", "acme", {"plan": "pro"}, distinct_id="admin")
+    client.capture("report_viewed", distinct_id="admin", groups={"company": "acme", "project": "p-1"})
+    client.shutdown()
+    await wait_for_count(stack, f"SELECT count() FROM events FINAL WHERE team_id = {team}", 2, logs=[worker.log])
+    [[company, project_key]] = (await select(
+        stack, f"SELECT `$group_0`, `$group_1` FROM events FINAL WHERE team_id = {team} "
+               f"AND event = 'report_viewed'")).rows
+    assert (company, project_key) == ("acme", "p-1")
+    await wait_for_count(stack, f"SELECT count() FROM groups FINAL WHERE team_id = {team}", 1, logs=[worker.log])
+    [[index, key, properties]] = (await select(
+        stack, f"SELECT group_type_index, group_key, group_properties FROM groups FINAL WHERE team_id = {team}")).rows
+    assert (index, key, json.loads(properties)) == (0, "acme", {"plan": "pro"})

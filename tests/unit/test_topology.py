@@ -120,7 +120,7 @@ sinks:
     assert problems == [
         "15:15 sinks[0].type: unknown sink type 'clickhose' (known: clickhouse)",
         "16:68 sinks[1].config.records: Input should be 'events', 'ingestion_warnings', 'person', "
-        "'person_distinct_id2' or 'person_distinct_id_overrides'",
+        "'person_distinct_id2', 'person_distinct_id_overrides' or 'groups'",
         "16:86 sinks[1].config.tabel: unknown key 'tabel'",
     ]
 

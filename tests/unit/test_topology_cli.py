@@ -21,7 +21,7 @@ def _run(*args: str) -> Result:
 def test_validate_ok_offline() -> None:
     result = _run("topology", "validate", "--offline", str(DEFAULT_TOPOLOGY))
     assert result.exit_code == 0, result.output
-    assert "ok (9 topics, 6 stages, 5 sinks)" in result.output
+    assert "ok (10 topics, 6 stages, 6 sinks)" in result.output
 
 
 def test_a_broken_topology_gives_one_located_line_per_problem(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def graph_problems(topology: Topology) -> list[tuple[Loc, str]]:
     types = [s.type for s in pipeline.stages]
     if "persons" in types and pipeline.persons is None:
         problems.append((("pipeline",), "a `persons` stage needs `persons:` topics for the person rows it writes "
-                                        "(persons, distinct_ids, overrides)"))
+                                        "(persons, distinct_ids, overrides, groups)"))
     if "prepare" not in types or types[-1] != "prepare":
         problems.append((("pipeline", "stages"), "the last stage must be `prepare` (it shapes the output rows)"))
     if "resolve_project" not in types or types[0] != "resolve_project":

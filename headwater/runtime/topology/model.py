@@ -52,7 +52,7 @@ class StageSpec(Strict):
 
 
 class PersonTopics(Strict):
-    """Where the ``persons`` stage sends the rows of ClickHouse's person tables (a sink reads each)."""
+    """Where the ``persons`` stage sends the rows of ClickHouse's person and group tables (a sink reads each)."""
 
     persons: Name = Field("persons", description="Topic of person rows (ClickHouse `person`).")
     distinct_ids: Name = Field(
@@ -60,10 +60,12 @@ class PersonTopics(Strict):
     overrides: Name = Field(
         "person_distinct_id_overrides",
         description="Topic of the distinct ids a merge moved (ClickHouse `person_distinct_id_overrides`).")
+    groups: Name = Field("groups", description="Topic of group rows from `$groupidentify` (ClickHouse `groups`).")
 
     def topics(self) -> list[tuple[str, str]]:
         """``(field, topic)`` of each."""
-        return [("persons", self.persons), ("distinct_ids", self.distinct_ids), ("overrides", self.overrides)]
+        return [("persons", self.persons), ("distinct_ids", self.distinct_ids), ("overrides", self.overrides),
+                ("groups", self.groups)]
 
 
 class PipelineSpec(Strict):
