@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import uuid
 
 import httpx
+import psycopg
 import pytest
 from posthog import Posthog
 
@@ -25,10 +27,22 @@ def _send(url: str, token: str, n: int, tag: str) -> set[str]:
     sent = set()
     for i in range(n):
         event_uuid = str(uuid.uuid4())
-        client.capture(f"{tag}_event", distinct_id=f"user-{i % 11}", properties={"i": i}, uuid=event_uuid)
+        client.capture(f"{tag}_event", distinct_id=f"user-{i % 11}",
+                       properties={"i": i, "$set": {"last": f"{tag}-{i}"}}, uuid=event_uuid)
         sent.add(event_uuid)
     client.shutdown()
     return sent
+
+
+async def _persons_in_clickhouse_match_postgres(stack: Endpoints, team: int) -> bool:
+    """Every person Postgres holds is in ClickHouse's ``person`` table at the same version, and no other."""
+    async with await psycopg.AsyncConnection.connect(stack.postgres) as conn:
+        cur = await conn.execute("SELECT uuid::text, properties, version FROM persons WHERE project_id = %s", (team,))
+        stored = {uuid: (properties, version) for uuid, properties, version in await cur.fetchall()}
+    rows = (await select(stack, f"SELECT toString(id), properties, version FROM person FINAL "
+                                f"WHERE team_id = {team} AND is_deleted = 0")).rows
+    in_clickhouse = {uuid: (json.loads(properties), int(version)) for uuid, properties, version in rows}
+    return bool(stored) and stored == in_clickhouse
 
 
 def _wait_caught_up(stack: Endpoints, pipeline: Pipeline, topics: dict[str, int], worker: Process) -> None:
@@ -60,6 +74,9 @@ async def test_restarted_worker_loses_nothing_and_duplicates_nothing(
     assert await count(stack, f"SELECT count() FROM {table}") == len(sent)
     landed = {r[0] for r in (await select(stack, f"SELECT toString(uuid) FROM {table}")).rows}
     assert landed == sent
+    # person rows too: a write the killed worker committed but never sent is relayed from the outbox
+    await wait_until(lambda: _persons_in_clickhouse_match_postgres(stack, project.id), 120,
+                     "ClickHouse's person table does not match Postgres", interval=1.0, logs=[second])
 
 
 async def test_nothing_is_committed_while_the_sink_cannot_write(
