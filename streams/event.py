@@ -26,7 +26,7 @@ class Warning:
     details: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EventPerson:
     """The person an event leaves with (set by the ``persons`` stage): its row in ``events`` carries it."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -50,9 +51,12 @@ class Known:
     persons: Mapping[str, Person]
 
 
-@dataclass(frozen=True)
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(slots=True)  # not frozen: made once per event, and a frozen dataclass is slower to make
 class PersonEvent:
-    """What the person rules read from an event."""
+    """What the person rules read from an event (treat it as read-only)."""
 
     name: str
     distinct_id: str
@@ -86,7 +90,7 @@ class Warning:
     details: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Applied:
     """The person an event leaves with, after the event: what its row in ``events`` carries."""
 
@@ -287,13 +291,15 @@ class PersonBatch:
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, dict) else {}
+    return value if value.__class__ is dict else _NOTHING
 
 
 def _keys(value: Any) -> Sequence[str]:
+    if value is None:
+        return ()
     if isinstance(value, dict):
         return [str(k) for k in value]
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):  # a tuple: quicker than a union here
         return [k for k in value if isinstance(k, str)]
     return ()
 
@@ -301,6 +307,8 @@ def _keys(value: Any) -> Sequence[str]:
 def _changes(properties: Mapping[str, Any], event: PersonEvent) -> set[str]:
     """The keys the event would change: ``$set_once`` of absent keys, ``$set`` of different values,
     ``$unset`` of present ones."""
+    if not (event.set or event.set_once or event.unset):
+        return set()
     changed = {k for k in event.set_once if k not in properties and k not in event.set}
     changed.update(k for k, v in event.set.items() if k not in properties or properties[k] != v)
     changed.update(k for k in event.unset if k in properties or k in changed)

@@ -110,7 +110,10 @@ class Persons(BaseStage):
                     event.warn(result.warning.type, **result.warning.details)
                 outcomes[i] = Ok(event)
         done = cast(list[Outcome], outcomes)  # every index was filled above
-        await self._groups([o.event for o in done if isinstance(o, Ok) and o.event.team_id is not None])
+        grouped = [o.event for o in done if isinstance(o, Ok) and o.event.team_id is not None
+                   and ("$groups" in o.event.properties or o.event.raw["event"] == "$groupidentify")]
+        if grouped:
+            await self._groups(grouped)
         return done
 
     async def _groups(self, events: list[PipelineEvent]) -> None:

@@ -5,6 +5,7 @@ goes back to an older person."""
 from __future__ import annotations
 
 import asyncio
+import uuid as uuid_module
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,9 +26,15 @@ from streams.persons.store import PersonStore
 async def store(stack: Endpoints) -> AsyncIterator[PersonStore]:
     connections = await Connections.open(stack.postgres, stack.redis)
     try:
-        yield PersonStore(connections.postgres, connections.redis, PersonTopics())
+        yield PersonStore(connections.postgres, connections.redis, TOPICS)
     finally:
         await connections.close()
+
+
+# topics of this module's own: the relay test sees only the outbox rows written here
+_PREFIX = f"t{uuid_module.uuid4().hex[:8]}_"
+TOPICS = PersonTopics(persons=_PREFIX + "persons", distinct_ids=_PREFIX + "ids", overrides=_PREFIX + "overrides",
+                      groups=_PREFIX + "groups")
 
 
 def ev(name: str, distinct_id: str, ts: int = 1_000_000, /, **props: Any) -> PersonEvent:
@@ -105,7 +112,7 @@ async def test_two_workers_merging_the_same_people_at_once_end_with_one_consiste
     team = project.id
     await apply_batch(store, [(team, ev("e", f"p{i}", **{"$set": {f"k{i}": i}})) for i in range(6)])
     other_connections = await Connections.open(stack.postgres, stack.redis)
-    other = PersonStore(other_connections.postgres, other_connections.redis, PersonTopics())
+    other = PersonStore(other_connections.postgres, other_connections.redis, TOPICS)
     try:
         # worker 1 merges p0 <- p1 <- p2 ..., worker 2 the same people the other way round, with $sets
         one = [(team, ev("$merge_dangerously", f"p{i}", alias=f"p{i + 1}", **{"$set": {"w1": i}})) for i in range(5)]
@@ -140,7 +147,7 @@ async def test_the_cache_never_goes_back_to_an_older_version(store: PersonStore,
 async def test_rows_a_dead_worker_wrote_but_never_sent_are_relayed_once(store: PersonStore, project: Project) -> None:
     team = project.id
     _, written = await apply_batch(store, [(team, ev("e", "relayed", **{"$set": {"k": 1}}))])
-    assert {m.topic for m in written.messages} == {"persons", "person_distinct_ids"}
+    assert {m.topic for m in written.messages} == {TOPICS.persons, TOPICS.distinct_ids}
     # nobody sends them (the worker died before Kafka acknowledged): the relay does, once
     sent: list[OutMessage] = []
 
