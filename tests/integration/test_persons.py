@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 
+import psycopg
+from confluent_kafka import KafkaException
 from posthog import Posthog
 
 from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
 from tests.support.clickhouse import count, select, wait_for_count
+from tests.support.kafka import holders
 from tests.support.processes import StartGateway, StartWorker
 from tests.support.topology import Pipeline
+from tests.support.waiting import wait_until
 
 
 def unique_people(team: int) -> str:
@@ -119,3 +123,48 @@ async def test_groups_fill_the_group_columns_and_groupidentify_fills_the_groups_
     [[index, key, properties]] = (await select(
         stack, f"SELECT group_type_index, group_key, group_properties FROM groups FINAL WHERE team_id = {team}")).rows
     assert (index, key, json.loads(properties)) == (0, "acme", {"plan": "pro"})
+
+
+async def test_two_workers_on_a_burst_of_merges_lose_no_property_and_make_one_person_per_user(
+        stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway,
+        start_worker: StartWorker) -> None:
+    """Each user's anonymous id, device id and user id hash to different partitions, so the two
+    workers apply the two sides of each merge at the same time, in any order."""
+    gateway = start_gateway(pipeline)
+    workers = [start_worker(pipeline), start_worker(pipeline)]
+    raw = pipeline.topology.capture.topic
+    wait_until(lambda: holders(stack.kafka, pipeline.group, raw) == 2, 90,
+               "the two workers did not share the raw topic", interval=0.5, logs=workers,
+               ignore=(KafkaException,))
+    team = project.id
+    client = sdk(project, gateway.url)
+    users = 25
+    for i in range(users):
+        for distinct_id in (f"anon-{i}", f"device-{i}", f"user-{i}"):
+            client.capture("$pageview", distinct_id=distinct_id, properties={"$set": {f"k-{distinct_id}": i}})
+    for i in range(users):
+        client.capture("$identify", distinct_id=f"user-{i}", properties={"$anon_distinct_id": f"anon-{i}"})
+        client.alias(previous_id=f"user-{i}", distinct_id=f"device-{i}")
+        client.capture("$set", distinct_id=f"device-{i}", properties={"$set": {"late": i}})
+    client.shutdown()
+    await wait_for_count(stack, f"SELECT count() FROM events FINAL WHERE team_id = {team}", users * 6,
+                         timeout=120, logs=workers)
+    async with await psycopg.AsyncConnection.connect(stack.postgres) as conn:
+        cur = await conn.execute(
+            "SELECT p.uuid::text, p.properties, array_agg(d.distinct_id ORDER BY d.distinct_id) FROM persons p "
+            "JOIN person_distinct_ids d ON d.project_id = p.project_id AND d.person_uuid = p.uuid "
+            "WHERE p.project_id = %s GROUP BY p.uuid, p.properties", (team,))
+        people = await cur.fetchall()
+        orphans = await (await conn.execute(
+            "SELECT count(*) FROM persons p WHERE p.project_id = %s AND NOT EXISTS (SELECT 1 FROM "
+            "person_distinct_ids d WHERE d.project_id = p.project_id AND d.person_uuid = p.uuid)", (team,))).fetchone()
+    assert orphans == (0,)
+    assert len(people) == users
+    for _, properties, ids in people:
+        i = int(ids[0].split("-")[1])
+        assert ids == [f"anon-{i}", f"device-{i}", f"user-{i}"]
+        wanted = {f"k-anon-{i}": i, f"k-device-{i}": i, f"k-user-{i}": i, "late": i}
+        assert wanted.items() <= properties.items()  # the SDK's own ($os, ...) besides
+    await wait_for_count(stack, f"SELECT count() FROM person FINAL WHERE team_id = {team} AND is_deleted = 0",
+                         users, timeout=60, logs=workers)
+    assert await count(stack, f"SELECT count() FROM person FINAL WHERE team_id = {team} AND is_deleted = 0") == users

@@ -170,3 +170,13 @@ def assigned(bootstrap: str, group: str) -> set[tuple[str, int]]:
         return set()
     return {(tp.topic, tp.partition) for member in description.members
             for tp in (member.assignment.topic_partitions if member.assignment else [])}
+
+
+def holders(bootstrap: str, group: str, topic: str) -> int:
+    """How many members of ``group`` hold partitions of ``topic``, once the group is stable (else 0)."""
+    admin = _admin(bootstrap)
+    description = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
+    if description.state != ConsumerGroupState.STABLE:
+        return 0
+    return sum(1 for member in description.members
+               if member.assignment and any(tp.topic == topic for tp in member.assignment.topic_partitions))
