@@ -168,3 +168,68 @@ async def test_two_workers_on_a_burst_of_merges_lose_no_property_and_make_one_pe
     await wait_for_count(stack, f"SELECT count() FROM person FINAL WHERE team_id = {team} AND is_deleted = 0",
                          users, timeout=60, logs=workers)
     assert await count(stack, f"SELECT count() FROM person FINAL WHERE team_id = {team} AND is_deleted = 0") == users
+
+
+async def test_the_person_rules_one_user_each(
+        stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway,
+        start_worker: StartWorker) -> None:
+    """$unset, the already-identified refusal and $merge_dangerously, personless events, and
+    the volatile-keys filter, each on users of its own, through the real SDK."""
+    gateway = start_gateway(pipeline)
+    worker = start_worker(pipeline)
+    team = project.id
+    client = sdk(project, gateway.url)
+    # first what each rule starts from (merges must find both people there: they are on other partitions)
+    client.capture("$set", distinct_id="unset-1", properties={"$set": {"a": 1, "b": 2}})
+    for who in ("alice", "bob", "dave", "erin"):
+        client.capture("$identify", distinct_id=who, properties={"$anon_distinct_id": f"{who}-anon"})
+    client.capture("$pageview", distinct_id="ghost", properties={"$process_person_profile": False,
+                                                                 "$set": {"x": 1}})
+    client.capture("$pageview", distinct_id="volatile", properties={"$set": {"$current_url": "/a", "plan": "pro"}})
+    client.flush()
+    await wait_for_count(stack, f"SELECT count() FROM events FINAL WHERE team_id = {team}", 7, logs=[worker.log])
+    client.capture("$set", distinct_id="unset-1", properties={"$unset": ["a"]})  # $unset removes
+    # two identified people: $identify may not merge them, $merge_dangerously may
+    client.capture("$identify", distinct_id="bob", properties={"$anon_distinct_id": "alice"})
+    client.capture("$merge_dangerously", distinct_id="erin", properties={"alias": "dave"})
+    # personless: its identify is dropped with a warning
+    client.capture("$identify", distinct_id="ghost", properties={"$process_person_profile": False,
+                                                                 "$anon_distinct_id": "ghost-anon"})
+    # the volatile keys alone do not write the person again
+    client.capture("$pageview", distinct_id="volatile", properties={"$set": {"$current_url": "/b"}})
+    client.shutdown()
+    await wait_for_count(stack, f"SELECT count() FROM events FINAL WHERE team_id = {team}", 11, logs=[worker.log])
+
+    async with await psycopg.AsyncConnection.connect(stack.postgres) as conn:
+        async def person_of(distinct_id: str) -> tuple[str, dict[str, object], int] | None:
+            cur = await conn.execute(
+                "SELECT p.uuid::text, p.properties, p.version FROM persons p JOIN person_distinct_ids d "
+                "ON d.project_id = p.project_id AND d.person_uuid = p.uuid "
+                "WHERE d.project_id = %s AND d.distinct_id = %s", (team, distinct_id))
+            row = await cur.fetchone()
+            return None if row is None else (row[0], row[1], row[2])
+
+        unset = await person_of("unset-1")
+        assert unset is not None
+        assert "a" not in unset[1]
+        assert unset[1]["b"] == 2
+        alice, bob = await person_of("alice"), await person_of("bob")
+        assert alice is not None
+        assert bob is not None
+        assert alice[0] != bob[0]  # refused: alice was identified
+        dave, erin = await person_of("dave"), await person_of("erin")
+        assert dave is not None
+        assert erin is not None
+        assert dave[0] == erin[0]  # dangerously: merged all the same
+        assert await person_of("ghost") is None
+        volatile = await person_of("volatile")
+        assert volatile is not None
+        assert volatile[1]["$current_url"] == "/a"
+        assert volatile[2] == 0  # created, and not written again for /b
+    warnings = (await select(stack, f"SELECT type FROM ingestion_warnings WHERE team_id = {team} ORDER BY type")).rows
+    assert ["cannot_merge_already_identified"] in warnings
+    assert ["invalid_event_when_process_person_profile_is_false"] in warnings
+    [[mode, person_properties]] = (await select(
+        stack, f"SELECT person_mode, person_properties FROM events FINAL WHERE team_id = {team} "
+               f"AND distinct_id = 'ghost'")).rows
+    assert (mode, person_properties) == ("propertyless", "{}")
