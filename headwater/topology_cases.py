@@ -13,7 +13,9 @@ A cases file (``topology.tests.yaml`` beside the topology by default)::
           # - {event: $pageview, properties: {$browser: Chrome}}
 
 Inputs go through the gateway's capture rules first, so they look exactly like captured events.
-Expected properties are a subset: keys not listed are not checked. The stages are started as
+Expected properties are a subset: keys not listed are not checked. ``person_properties`` (a
+subset too) and ``same_person_as: <index of an earlier input>`` check the ``persons`` stage,
+which keeps a case's people in memory from one input to the next. The stages are started as
 the worker starts them, so a plugin whose ``setup`` fails ends the run with a
 ``StageStartError`` naming the stage, as the worker would.
 """
@@ -56,6 +58,10 @@ class Expect(_Strict):
     event: str | None = None
     distinct_id: str | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
+    person_properties: dict[str, Any] | None = None
+    """A subset of the person's properties after the event (the ``persons`` stage)."""
+    same_person_as: int | None = None
+    """The index of an earlier input whose event left with the same ``person_id``."""
 
 
 class Case(_Strict):
@@ -120,6 +126,7 @@ async def _run_case(topology: Topology, case: Case, project: Project) -> list[st
     runner = StageRunner(build_stages(specs, resources))
     ctx = CaptureContext(now=now_micros(), ip="127.0.0.1", sent_at_ms=None, engage=False)
     failures: list[str] = []
+    person_ids: dict[int, str] = {}
     try:
         await runner.start()  # as the worker does; a stage that cannot start ends the run (StageStartError)
         for i, (given, expect) in enumerate(zip(case.input, case.expect, strict=True)):
@@ -144,9 +151,16 @@ async def _run_case(topology: Topology, case: Case, project: Project) -> list[st
                 continue
             event = result.passed[0]
             properties = orjson.loads(event.processed["properties"]) if event.processed else event.properties
-            actual = {"event": event.raw["event"], "distinct_id": event.raw["distinct_id"], "properties": properties}
-            wanted_fields = expect.model_dump(exclude={"dropped", "dead_letter"}, exclude_none=True)
+            actual: dict[str, Any] = {"event": event.raw["event"], "distinct_id": event.raw["distinct_id"],
+                                      "properties": properties}
+            if event.processed is not None:
+                person_ids[i] = event.processed["person_id"]
+                actual["person_properties"] = orjson.loads(event.processed["person_properties"])
+            wanted_fields = expect.model_dump(exclude={"dropped", "dead_letter", "same_person_as"}, exclude_none=True)
             failures += _subset_problems(wanted_fields, actual, f"expect[{i}]")
+            if expect.same_person_as is not None and person_ids.get(expect.same_person_as) != person_ids.get(i):
+                failures.append(f"expect[{i}]: not the person of input[{expect.same_person_as}] "
+                                f"({person_ids.get(i)} vs {person_ids.get(expect.same_person_as)})")
     finally:
         await runner.close()
     return failures
