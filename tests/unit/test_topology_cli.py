@@ -75,7 +75,7 @@ def test_describe_lists_the_processors_in_order() -> None:
 def test_the_default_cases_pass_and_a_wrong_expectation_fails(tmp_path: Path) -> None:
     result = _run("topology", "test", str(DEFAULT_TOPOLOGY))
     assert result.exit_code == 0, result.output
-    assert "4 passed, 0 failed" in result.output
+    assert "5 passed, 0 failed" in result.output
     cases = tmp_path / "cases.yaml"
     cases.write_text("cases:\n  - name: wrong\n    input: [{event: e, distinct_id: d}]\n"
                      "    expect: [{dropped: true}]\n")
