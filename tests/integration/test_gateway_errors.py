@@ -160,10 +160,14 @@ def test_readiness_follows_kafka_down_and_up(private_kafka: PrivateKafka, start_
 
     wait_until(lambda: readiness().status_code == 200, 30, "not ready with Kafka up", logs=[gateway.process])
     terminate(record.pid)
-    down = wait_until(lambda: (r := readiness()).status_code == 503 and r, 20, "still ready with Kafka down",
-                      logs=[gateway.process])
-    assert down.json()["code"] == "kafka_unavailable"
-    assert "Kafka" in down.json()["error"]
+    def unready() -> dict[str, str] | None:
+        response = readiness()
+        return response.json() if response.status_code == 503 else None
+
+    down = wait_until(unready, 20, "still ready with Kafka down", logs=[gateway.process])
+    assert down is not None
+    assert down["code"] == "kafka_unavailable"
+    assert "Kafka" in down["error"]
     restarted = service.start(ctx, record.port)
     try:
         wait_until(lambda: readiness().status_code == 200, 60, "not ready after Kafka came back",
