@@ -51,10 +51,14 @@ def show_status(statuses: list[manager.ServiceStatus], as_json: bool) -> None:
         print_json([asdict(s) for s in statuses])
         return
     table = Table("service", "state", "address", "pid", "log")
-    colors = {"running": "green", "external": "cyan", "stopped": "yellow", "unhealthy": "red"}
+    colors = {"running": "green", "external": "cyan", "stopped": "yellow", "unhealthy": "red", "exited": "red"}
     for s in statuses:
         table.add_row(s.name, f"[{colors[s.state]}]{s.state}[/]", s.url or "", str(s.pid or ""), s.log or "")
     console.print(table)
+    for s in statuses:
+        if s.state == "exited":
+            console.print(f"[red]{s.name} {s.exit}[/]; the end of {s.log}:", highlight=False)
+            console.print("\n".join(s.log_tail or []), markup=False, highlight=False)
 
 
 def install_kafka() -> None:
