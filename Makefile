@@ -44,5 +44,5 @@ down:  ## stop the local stack
 status:  ## show the local stack
 	@$(HW) status
 
-clean: down  ## stop the stack and delete its data (.headwater/)
-	rm -rf .headwater
+clean:  ## stop the stack and delete its data (HEADWATER_STATE_DIR, .headwater/ by default)
+	@$(HW) clean

@@ -114,6 +114,8 @@ def create_app(settings: Settings, endpoints: Endpoints, topology: Topology) -> 
             bodies=bodies,
         )
         tune_gc()  # requests make many containers and few cycles: headwater.runtime.gc_tuning
+        log.info("gateway starting on http://%s:%d: topology %s (capture to %s), Kafka %s", settings.gateway_host,
+                 settings.gateway_port, settings.topology, topology.capture.topic, endpoints.kafka)
         try:
             yield
         finally:

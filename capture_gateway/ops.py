@@ -17,12 +17,13 @@ async def liveness(_: Request) -> Response:
 
 
 async def readiness(request: Request) -> Response:
-    """Ready when Kafka answers for the capture topic."""
+    """Ready when Kafka answers now for the capture topic (asked afresh: a cached answer would
+    say 200 while capture answers 503)."""
     gateway: GatewayContext = request.app.state.gateway
     try:
-        await gateway.producer.partitions(gateway.topology.capture.topic)
+        await gateway.producer.partitions(gateway.topology.capture.topic, fresh=True)
     except Unavailable as exc:
-        return JSONResponse({"status": "unavailable", "error": exc.message}, status_code=503)
+        return JSONResponse({"status": "unavailable", "code": exc.code, "error": exc.message}, status_code=503)
     return JSONResponse({"status": "ok"})
 
 

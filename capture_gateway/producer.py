@@ -69,15 +69,20 @@ class KafkaProducer:
         cached = self._partitions.get(topic)
         return cached is None or cached[1] <= time.monotonic()
 
-    async def partitions(self, topic: str) -> int:
-        """How many partitions ``topic`` has (cached); ``Unavailable`` when Kafka can't say."""
+    async def partitions(self, topic: str, fresh: bool = False) -> int:
+        """How many partitions ``topic`` has; ``Unavailable`` when Kafka can't say.
+
+        Cached for ``METADATA_TTL``, and the last count serves while Kafka is unreachable (the
+        capture path: its produce then fails on its own). ``fresh`` asks the broker now and
+        never falls back: readiness, which must say whether Kafka answers at this moment.
+        """
         cached = self._partitions.get(topic)
-        if cached is not None and cached[1] > time.monotonic():
+        if not fresh and cached is not None and cached[1] > time.monotonic():
             return cached[0]
         try:
             meta = await asyncio.to_thread(self._producer.list_topics, topic, 2.0)
         except KafkaException as exc:
-            if cached is not None:
+            if cached is not None and not fresh:
                 return cached[0]
             raise Unavailable(f"Kafka is unreachable: {exc}", "kafka_unavailable") from exc
         info = meta.topics.get(topic)

@@ -21,7 +21,7 @@ from headwater.runtime.projects import Project, create_project, list_projects
 from headwater.runtime.settings import Settings
 from headwater.runtime.topology import load_topology
 from headwater.stack import manager
-from headwater.stack.apps import start_apps
+from headwater.stack.apps import APPS, stale_topology, start_apps
 from headwater.stack.endpoints import resolve_endpoints
 from sinks.clickhouse.client import QueryResult
 from sinks.clickhouse.client import connect as clickhouse_connect
@@ -91,6 +91,10 @@ async def main() -> None:
     projects = [p for p in await list_projects(endpoints.postgres) if p.name == "demo"]
     project: Project = projects[0] if projects else await create_project(endpoints.postgres, "demo")
     step(f"project 'demo' (id {project.id}), API token {project.api_token}")
+    stale = stale_topology(settings)
+    if stale:  # an edited topology (a plugin added): the running apps would keep the old one
+        step(f"{' and '.join(stale)} run an earlier {settings.topology}: restarting them")
+        manager.down(settings, progress=lambda m: console.print(f"    {m}"), only=set(APPS))
     step("starting gateway and worker in the background")
     apps = start_apps(settings)
     host = apps["gateway"].url

@@ -37,6 +37,7 @@ from streams.batching import consume_in_batches
 from streams.checkpoint import Checkpoint
 from streams.components import build_stages
 from streams.errors import StageStartError
+from streams.logs import quiet_worker_logs
 from streams.outbox import Outbox
 from streams.pipeline import Pipeline, outbox_sender
 from streams.priority import FaustOffsets, LivePriority
@@ -230,4 +231,5 @@ def run_worker(settings: Settings, endpoints: Endpoints, topology: Topology, log
     app = build_app(topology, endpoints, options)
     tune_gc(WORKER_GC_THRESHOLDS)  # see WORKER_GC_THRESHOLDS
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    quiet_worker_logs(worker)  # no terminal codes in a log file; a starting coordinator is no error
     worker.execute_from_commandline()

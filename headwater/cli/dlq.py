@@ -9,7 +9,7 @@ from rich.table import Table
 
 from headwater import dead_letters
 from headwater.cli.output import JsonFlag, console, print_json, say, settings, topology
-from headwater.stack.endpoints import resolve_endpoints
+from headwater.stack.endpoints import resolve_service
 
 dlq_app = typer.Typer(no_args_is_help=True, help="The dead-letter topic: what failed, and putting it back.")
 
@@ -30,7 +30,7 @@ def list_(
     wanted = dead_letters.parse_filters(filters or [])
     topic = topology(current).pipeline.dead_letter
     found = []
-    for letter in dead_letters.read_dead_letters(resolve_endpoints(current).kafka, topic):
+    for letter in dead_letters.read_dead_letters(resolve_service(current, "kafka"), topic):
         if letter.matches(wanted):
             found.append(letter.summary())
             if len(found) >= limit:
@@ -55,7 +55,7 @@ def replay(
     current = settings()
     topic = topology(current).pipeline.dead_letter
     replayed, skipped = dead_letters.replay(
-        resolve_endpoints(current).kafka, topic, dead_letters.parse_filters(filters or []), dry_run=dry_run,
+        resolve_service(current, "kafka"), topic, dead_letters.parse_filters(filters or []), dry_run=dry_run,
         progress=lambda letter: say(f"{'would replay' if dry_run else 'replayed'} {letter.partition}:"
                                     f"{letter.offset} ({letter.reason}) → {letter.source_topic}"),
     )

@@ -13,7 +13,7 @@ from headwater.cli.output import JsonFlag, console, print_json, say, settings
 from headwater.errors import ConfigError
 from headwater.runtime import projects as store
 from headwater.runtime import restrictions as rules
-from headwater.stack.endpoints import resolve_endpoints
+from headwater.stack.endpoints import resolve_service
 
 project_app = typer.Typer(no_args_is_help=True, help="Projects: API tokens, quotas, rate limits.")
 restrictions_app = typer.Typer(no_args_is_help=True, help="Per-project event restrictions applied at capture.")
@@ -22,7 +22,7 @@ ProjectRef = Annotated[str, typer.Argument(help="Project id, API token or name."
 
 
 def _dsn() -> str:
-    return resolve_endpoints(settings()).postgres
+    return resolve_service(settings(), "postgres")
 
 
 def _show_projects(found: list[store.Project], as_json: bool) -> None:

@@ -1,9 +1,10 @@
-"""``headwater gateway | worker | run | query``."""
+"""``headwater gateway | worker | run | restart | query``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -14,7 +15,10 @@ import typer
 from rich.table import Table
 
 from headwater.cli.output import JsonFlag, checked_topology, console, print_json, say, settings, topology
+from headwater.errors import StackError
+from headwater.runtime.settings import Settings
 from headwater.stack.endpoints import resolve_endpoints
+from headwater.stack.process import port_is_free
 from sinks.clickhouse.client import connect as clickhouse_connect
 
 
@@ -27,9 +31,15 @@ def gateway(
 
     from capture_gateway.app import create_app
 
-    current = settings()
+    given = settings()
+    current = given.model_copy(update={"gateway_host": host or given.gateway_host,
+                                       "gateway_port": port or given.gateway_port})
+    _ports_free(current, gateway=True)
     application = create_app(current, resolve_endpoints(current), topology(current))
-    uvicorn.run(application, host=host or current.gateway_host, port=port or current.gateway_port,
+    # The gateway's own lines (its start-up line, errors) with a time; libraries stay at warnings.
+    logging.basicConfig(level=logging.WARNING, format="[%(asctime)s] [%(process)s] [%(levelname)s] %(message)s")
+    logging.getLogger("headwater.gateway").setLevel(logging.INFO)
+    uvicorn.run(application, host=current.gateway_host, port=current.gateway_port,
                 log_level="warning", loop="uvloop", http="httptools", access_log=False,
                 proxy_headers=False)  # X-Forwarded-For counts only from HEADWATER_TRUSTED_PROXIES (ingest.client_ip)
 
@@ -39,6 +49,7 @@ def worker(loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "wa
     from streams.app import run_worker
 
     current = settings()
+    _ports_free(current, worker=True)
     sys.argv = sys.argv[:1]  # Faust's worker reads argv; it has no options of ours to parse
     run_worker(current, resolve_endpoints(current), checked_topology(current), loglevel)
 
@@ -48,15 +59,25 @@ def run(
     = False,
 ) -> None:
     """Run gateway and worker together; in the foreground unless --detach (Ctrl-C stops both)."""
+    from headwater.stack.apps import running_apps, stale_topology, start_apps
+
     current = settings()
     resolve_endpoints(current)
     checked_topology(current)  # a problem is reported here, before either process starts
     if detach:
-        from headwater.stack.apps import start_apps
-
+        stale = stale_topology(current)
         for record in start_apps(current).values():
             say(f"{record.name}: running (pid {record.pid}) at {record.url}, log {record.log}")
+        if stale:
+            say(f"{' and '.join(stale)} started with an earlier {current.topology} and still run it: "
+                "`headwater restart` loads the file as it is now")
         return
+    detached = running_apps(current)
+    if detached:
+        where = ", ".join(f"{r.name} (pid {r.pid}) at {r.url}" for r in detached.values())
+        raise StackError(f"the detached apps are running: {where}; `headwater restart` reloads them, "
+                         "`headwater down` stops the stack (then `headwater run` can take their place)")
+    _ports_free(current, gateway=True, worker=True)
     exe = [sys.executable, "-m", "headwater.cli"]
     children = [subprocess.Popen([*exe, "gateway"]), subprocess.Popen([*exe, "worker"])]
     say(f"gateway on http://{current.gateway_host}:{current.gateway_port}, worker running; Ctrl-C stops both")
@@ -75,6 +96,29 @@ def run(
             child.send_signal(signal.SIGTERM)
     codes = [c.wait(timeout=60) for c in children]
     raise typer.Exit(0 if stopping else max(abs(c) for c in codes) or 1)
+
+
+def restart() -> None:
+    """Restart the detached gateway and worker (`run --detach`), e.g. to load an edited topology or plugin."""
+    from headwater.stack import manager
+    from headwater.stack.apps import APPS, start_apps
+
+    current = settings()
+    resolve_endpoints(current)
+    checked_topology(current)  # a broken topology leaves the running apps alone
+    manager.down(current, progress=say, only=set(APPS))
+    for record in start_apps(current).values():
+        say(f"{record.name}: running (pid {record.pid}) at {record.url}, log {record.log}")
+
+
+def _ports_free(current: Settings, gateway: bool = False, worker: bool = False) -> None:
+    """Refuse at once when a port the command listens on is taken (the server would fail or hang later)."""
+    wanted = ([("gateway", current.gateway_host, current.gateway_port, "HEADWATER_GATEWAY_PORT")] if gateway else [])
+    wanted += [("worker", "127.0.0.1", current.worker_web_port, "HEADWATER_WORKER_WEB_PORT")] if worker else []
+    for name, host, port, env_var in wanted:
+        if not port_is_free(port, host):
+            raise StackError(f"{name}: port {port} on {host} is in use (by the detached apps? `headwater status` "
+                             f"shows them); stop what holds it, or set {env_var} to another port")
 
 
 def query(sql: str, as_json: JsonFlag = False) -> None:
@@ -102,4 +146,5 @@ def register(app: typer.Typer) -> None:
     app.command()(gateway)
     app.command()(worker)
     app.command()(run)
+    app.command()(restart)
     app.command()(query)

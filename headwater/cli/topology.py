@@ -52,10 +52,10 @@ def validate(
     path = file or settings().topology
     checks: list[Check] = []
     if not offline:
-        from headwater.stack.endpoints import resolve_endpoints
+        from headwater.stack.endpoints import resolve_service
 
         try:
-            bootstrap = resolve_endpoints(settings()).kafka
+            bootstrap = resolve_service(settings(), "kafka")
         except HeadwaterError as exc:
             err.print(f"{path}: cannot check the environment: {exc} (or use --offline)", highlight=False)
             raise typer.Exit(1) from None

@@ -1,20 +1,51 @@
 """Gateway and worker as background processes of the local stack (``headwater run --detach``).
 
 They are recorded in the stack state beside the services, so ``headwater status`` shows them
-and ``headwater down`` stops them (first, so the worker commits before Kafka goes away).
+(``exited``, with how and the end of the log, once one has stopped on its own) and
+``headwater down`` stops them (first, so the worker commits before Kafka goes away). Each runs
+under ``headwater.stack.supervise``, which records its exit. The record keeps a digest of the
+topology file it started with, so ``run --detach`` can say when the file changed since.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import httpx
 
 from headwater.runtime.settings import Settings
-from headwater.stack.process import pick_port, pid_alive, spawn, terminate, wait_until
+from headwater.stack.process import pick_port, pid_alive, spawn, tail, terminate, wait_until
 from headwater.stack.state import ServiceRecord, read_state, write_state
 
 APPS = ("gateway", "worker")
+
+
+def topology_digest(path: Path) -> str:
+    """The sha256 of the topology file's content ("missing" if there is none)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
+def exit_file(record: ServiceRecord) -> Path:
+    return record.log_path.with_suffix(".exit.json")
+
+
+def running_apps(settings: Settings) -> dict[str, ServiceRecord]:
+    """The detached apps whose process is alive."""
+    return {name: r for name, r in read_state(settings.stack_file).items() if name in APPS and pid_alive(r.pid)}
+
+
+def stale_topology(settings: Settings) -> list[str]:
+    """The running apps that started with another topology file, or another content of it."""
+    path, digest = str(settings.topology.resolve()), topology_digest(settings.topology)
+    return [name for name, r in running_apps(settings).items()
+            if (r.topology, r.topology_digest) != (path, digest)]
 
 
 def start_apps(settings: Settings) -> dict[str, ServiceRecord]:
@@ -35,9 +66,14 @@ def start_apps(settings: Settings) -> dict[str, ServiceRecord]:
             port = pick_port(settings.worker_web_port)
             env = {"HEADWATER_WORKER_WEB_PORT": str(port)}
             url = f"http://127.0.0.1:{port}"
+        topology = settings.topology.resolve()
+        env["HEADWATER_TOPOLOGY"] = str(topology)
         log = logs / f"{name}.log"
-        pid = spawn([sys.executable, "-m", "headwater.cli", name], log, env=env)
-        started[name] = records[name] = ServiceRecord(name, pid, port, url, str(log))
+        new = ServiceRecord(name, 0, port, url, str(log), str(topology), topology_digest(topology))
+        exit_file(new).unlink(missing_ok=True)
+        app = [sys.executable, "-m", "headwater.cli", name]
+        pid = spawn([sys.executable, "-m", "headwater.stack.supervise", str(exit_file(new)), "--", *app], log, env=env)
+        started[name] = records[name] = replace(new, pid=pid)
         write_state(settings.stack_file, records)
     gateway = started["gateway"]
     wait_until("gateway", lambda: app_healthy(gateway), pid=gateway.pid, log=gateway.log_path, timeout=60)
@@ -51,6 +87,19 @@ def app_healthy(record: ServiceRecord) -> bool:
         return httpx.get(f"{record.url}/_readiness", timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def app_exit(record: ServiceRecord) -> str:
+    """How a detached app that is no longer running ended, as its supervisor recorded it."""
+    try:
+        ended = json.loads(exit_file(record).read_text())
+    except (OSError, ValueError):
+        return "exited; no exit status was recorded (its supervisor was killed?)"
+    return f"{ended['exit']} at {ended['time']}"
+
+
+def log_tail(record: ServiceRecord, lines: int = 15) -> list[str]:
+    return tail(record.log_path, lines).splitlines()
 
 
 def stop_app(record: ServiceRecord) -> None:

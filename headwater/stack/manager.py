@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from headwater.errors import StackError
 from headwater.runtime.settings import Settings
-from headwater.stack.apps import APPS, app_healthy, stop_app
+from headwater.stack.apps import APPS, app_exit, app_healthy, log_tail, stop_app
 from headwater.stack.clickhouse import ClickHouseService
 from headwater.stack.kafka import KafkaService
 from headwater.stack.postgres import PostgresService
@@ -28,10 +28,12 @@ class ServiceStatus:
     """What ``status`` reports for one service."""
 
     name: str
-    state: str  # running | stopped | external | unhealthy
+    state: str  # running | stopped | external | unhealthy | exited (a detached app that stopped on its own)
     url: str | None
     pid: int | None
     log: str | None
+    exit: str | None = None  # exited: how ("exit code 1 at …", "killed by SIGKILL at …")
+    log_tail: list[str] | None = None  # exited: the last lines of its log
 
 
 def _context(settings: Settings) -> StackContext:
@@ -99,6 +101,8 @@ def down(settings: Settings, progress: Progress = lambda _: None, only: set[str]
         if pid_alive(app.pid):
             progress(f"{name}: stopping (pid {app.pid}) …")
             stop_app(app)
+        else:
+            progress(f"{name}: was not running ({app_exit(app)})")
         records.pop(name)
         write_state(settings.stack_file, records)
         progress(f"{name}: stopped")
@@ -130,7 +134,11 @@ def status(settings: Settings) -> list[ServiceStatus]:
             result.append(ServiceStatus(service.name, state, record.url, record.pid, record.log))
     for name in APPS:
         app = records.get(name)
-        if app is not None and pid_alive(app.pid):
+        if app is None:
+            continue
+        if pid_alive(app.pid):
             state = "running" if app_healthy(app) else "unhealthy"
             result.append(ServiceStatus(name, state, app.url, app.pid, app.log))
+        else:
+            result.append(ServiceStatus(name, "exited", app.url, app.pid, app.log, app_exit(app), log_tail(app)))
     return result

@@ -16,6 +16,8 @@ class ServiceRecord:
     port: int
     url: str
     log: str
+    topology: str | None = None  # the detached apps: the topology file they started with,
+    topology_digest: str | None = None  # and the sha256 of its content then
 
     @property
     def log_path(self) -> Path:

@@ -146,3 +146,31 @@ def test_kafka_stopped_mid_load_every_200_is_in_kafka(private_kafka: PrivateKafk
     finally:
         if restarted is not None:
             terminate(restarted.pid)
+
+
+def test_readiness_follows_kafka_down_and_up(private_kafka: PrivateKafka, start_gateway: StartGateway,
+                                             tmp_path: Path) -> None:
+    """/_readiness says 503 with a reason while Kafka is down (capture answers 503 then), 200 once it is back."""
+    service, ctx, record = private_kafka
+    pipeline = isolated_pipeline(record.url, tmp_path / "topology.yaml", isolated_topology("ready_"))
+    gateway = start_gateway(pipeline, HEADWATER_KAFKA_BOOTSTRAP=record.url)
+
+    def readiness() -> httpx.Response:
+        return httpx.get(f"{gateway.url}/_readiness", timeout=10)
+
+    wait_until(lambda: readiness().status_code == 200, 30, "not ready with Kafka up", logs=[gateway.process])
+    terminate(record.pid)
+    def unready() -> dict[str, str] | None:
+        response = readiness()
+        return response.json() if response.status_code == 503 else None
+
+    down = wait_until(unready, 20, "still ready with Kafka down", logs=[gateway.process])
+    assert down is not None
+    assert down["code"] == "kafka_unavailable"
+    assert "Kafka" in down["error"]
+    restarted = service.start(ctx, record.port)
+    try:
+        wait_until(lambda: readiness().status_code == 200, 60, "not ready after Kafka came back",
+                   logs=[gateway.process])
+    finally:
+        terminate(restarted.pid)
