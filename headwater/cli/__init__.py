@@ -9,12 +9,14 @@ from headwater.cli.dlq import dlq_app
 from headwater.cli.output import err
 from headwater.cli.plugin import plugin_app
 from headwater.cli.projects import project_app, restrictions_app
+from headwater.cli.query import query
 from headwater.cli.topology import topology_app
 from headwater.errors import HeadwaterError, TopologyError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Headwater: PostHog-compatible event ingestion.")
 stack.register(app)
 run.register(app)
+app.command()(query)
 app.add_typer(project_app, name="project")
 app.add_typer(restrictions_app, name="restrictions")
 app.add_typer(topology_app, name="topology")

@@ -1,25 +1,21 @@
-"""``headwater gateway | worker | run | restart | query``."""
+"""``headwater gateway | worker | run | restart``."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import signal
 import subprocess
 import sys
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from headwater.cli.output import JsonFlag, checked_topology, console, print_json, say, settings, topology
+from headwater.cli.output import checked_topology, say, settings, topology
 from headwater.errors import StackError
 from headwater.runtime.settings import Settings
 from headwater.stack.endpoints import resolve_endpoints
 from headwater.stack.process import port_is_free
-from sinks.clickhouse.client import connect as clickhouse_connect
 
 
 def gateway(
@@ -121,30 +117,8 @@ def _ports_free(current: Settings, gateway: bool = False, worker: bool = False) 
                              f"shows them); stop what holds it, or set {env_var} to another port")
 
 
-def query(sql: str, as_json: JsonFlag = False) -> None:
-    """Run SQL against ClickHouse (embedded or server) and print the result."""
-    endpoints = resolve_endpoints(settings())
-
-    async def select() -> Any:
-        client = clickhouse_connect(endpoints.clickhouse)
-        try:
-            return await client.select(sql)
-        finally:
-            await client.aclose()
-
-    result = asyncio.run(select())
-    if as_json:
-        print_json([dict(zip(result.columns, row, strict=True)) for row in result.rows])
-        return
-    table = Table(*result.columns)
-    for row in result.rows:
-        table.add_row(*(v if isinstance(v, str) else json.dumps(v) for v in row))
-    console.print(table)
-
-
 def register(app: typer.Typer) -> None:
     app.command()(gateway)
     app.command()(worker)
     app.command()(run)
     app.command()(restart)
-    app.command()(query)

@@ -55,6 +55,10 @@ class ClickHouseClient(Protocol):
 
     async def select(self, sql: str) -> QueryResult: ...
 
+    async def execute(self, sql: str) -> QueryResult | None:
+        """Run any one statement: its result, or None for a statement without one (INSERT, ALTER, ...)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -117,7 +121,15 @@ class HttpClickHouse:
         await self._post(_chunks(container), {"query": avro.insert_query(table, columns, select, item_schema)})
 
     async def select(self, sql: str) -> QueryResult:
+        result = await self.execute(sql)
+        if result is None:
+            raise PermanentSinkError("the statement returned no result (it is not a SELECT)")
+        return result
+
+    async def execute(self, sql: str) -> QueryResult | None:
         raw = await self._post(sql.encode(), {"default_format": "JSONCompact"})
+        if not raw.strip():
+            return None  # INSERT, ALTER, CREATE ... answer with an empty body
         doc = orjson.loads(raw)
         return QueryResult(
             columns=[m["name"] for m in doc["meta"]], types=[m["type"] for m in doc["meta"]], rows=doc["data"]
@@ -162,6 +174,10 @@ class NativeClickHouse:
     async def select(self, sql: str) -> QueryResult:
         rows, meta = await self._run(sql, with_column_types=True)
         return QueryResult(columns=[m[0] for m in meta], types=[m[1] for m in meta], rows=[list(r) for r in rows])
+
+    async def execute(self, sql: str) -> QueryResult | None:
+        result = await self.select(sql)
+        return result if result.columns else None
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._client.disconnect)
