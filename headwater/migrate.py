@@ -10,23 +10,20 @@ from collections.abc import Callable
 import psycopg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
 from headwater.errors import ConfigError, NotRunningError
 from headwater.runtime.settings import Endpoints
-from headwater.runtime.topology import TopicSpec, Topology
+from headwater.runtime.topology import Topology
+from headwater.runtime.topology.environment import config_drift, topic_config
 from schemas import clickhouse as clickhouse_ddl
 from schemas import postgres as postgres_ddl
 from sinks.clickhouse.client import connect as clickhouse_connect
 from sinks.errors import SinkError
 
 Progress = Callable[[str], None]
-
-
-def topic_config(spec: TopicSpec) -> dict[str, str]:
-    config = {"cleanup.policy": "compact" if spec.compacted else "delete"}
-    config["retention.ms"] = "-1" if spec.retention_hours is None else str(int(spec.retention_hours * 3_600_000))
-    return config
 
 
 def migrate_kafka(bootstrap: str, topology: Topology, progress: Progress) -> None:
@@ -49,6 +46,7 @@ def migrate_kafka(bootstrap: str, topology: Topology, progress: Progress) -> Non
                     "change topology.yaml, or recreate the topic"
                 )
             progress(f"kafka: topic {name} exists ({actual} partitions)")
+    _reconcile_configs(admin, topology, [name for name in topology.topics if name in existing], progress)
     if wanted:
         for name, future in admin.create_topics(wanted, operation_timeout=30).items():
             try:
@@ -56,6 +54,29 @@ def migrate_kafka(bootstrap: str, topology: Topology, progress: Progress) -> Non
             except KafkaException as exc:
                 raise ConfigError(f"creating topic {name} failed: {exc}") from exc
             progress(f"kafka: created topic {name}")
+
+
+def _reconcile_configs(admin: AdminClient, topology: Topology, topics: list[str], progress: Progress) -> None:
+    """Set the configs the topology owns (retention, cleanup policy) where the broker differs; say what changed."""
+    try:
+        drift = config_drift(admin, topology, topics)
+    except KafkaException as exc:
+        raise ConfigError(f"reading the topics' configs failed: {exc}") from exc
+    changes: dict[str, list[ConfigEntry]] = {}
+    for d in drift:
+        changes.setdefault(d.topic, []).append(
+            ConfigEntry(d.key, d.wanted, incremental_operation=AlterConfigOpType.SET))
+    if not changes:
+        return
+    resources = [ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries)
+                 for topic, entries in changes.items()]
+    for resource, future in admin.incremental_alter_configs(resources).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            raise ConfigError(f"changing the configs of topic {resource.name} failed: {exc}") from exc
+    for d in drift:
+        progress(f"kafka: topic {d.topic}: {d.key} {d.actual} → {d.wanted}")
 
 
 def migrate_postgres(dsn: str, progress: Progress) -> None:
