@@ -1,18 +1,24 @@
-"""``headwater dlq list | replay``: read the dead-letter topic and put events back where they came from.
+"""``headwater dlq list | replay | purge``: read the dead-letter topic, put events back where they
+came from, and remove what was put back.
 
 Replay re-produces a dead letter's original message to the topic named in its
-``source_topic`` header, keeping its key, so it is processed again after a fix. The dead
-letters stay where they are (the topic's retention removes them); replaying one twice is
-harmless because sinks keep one row per event uuid. Filters narrow what is replayed.
+``source_topic`` header, keeping its key, so it is processed again after a fix. Each replay
+is recorded in Postgres (``dead_letter_replays``, once Kafka acknowledged it): ``list`` shows
+when a letter was replayed, and a later replay skips it unless asked ``again``. The dead
+letters stay in Kafka until ``purge`` deletes, per partition, the leading run of letters that
+were all replayed (or the topic's retention removes them). Filters narrow what is replayed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from headwater.errors import ConfigError, NotRunningError
 from schemas import registry
@@ -36,6 +42,11 @@ class DeadLetter:
     source_topic: str
     time: int
     events: list[dict[str, Any]]
+    replayed_at: str | None = None  # ISO time of its replay, if it was replayed
+
+    @property
+    def first_uuid(self) -> str:
+        return str(self.events[0].get("uuid", "")) if self.events else ""
 
     def summary(self) -> dict[str, Any]:
         first = self.events[0] if self.events else {}
@@ -43,7 +54,7 @@ class DeadLetter:
             "partition": self.partition, "offset": self.offset, "time": self.time, "reason": self.reason,
             "stage": self.stage, "error": self.error, "source_topic": self.source_topic,
             "events": len(self.events), "uuid": first.get("uuid"), "event": first.get("event"),
-            "distinct_id": first.get("distinct_id"),
+            "distinct_id": first.get("distinct_id"), "replayed_at": self.replayed_at,
         }
 
     def matches(self, filters: dict[str, str]) -> bool:
@@ -119,11 +130,61 @@ def read_dead_letters(bootstrap: str, topic: str) -> Iterator[DeadLetter]:
         consumer.close()
 
 
-def replay(bootstrap: str, topic: str, filters: dict[str, str], *, dry_run: bool,
-           progress: Callable[[DeadLetter], None]) -> tuple[int, int]:
-    """Re-produce matching dead letters to their source topics; return (replayed, skipped).
+class Replays:
+    """The replay records of one dead-letter topic, in Postgres."""
 
-    Returns only after Kafka acknowledged every replayed message.
+    def __init__(self, dsn: str, topic: str) -> None:
+        self._dsn = dsn
+        self._topic = topic
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self._dsn, autocommit=True)
+        except psycopg.Error as exc:
+            raise NotRunningError(f"Postgres does not answer: {exc}") from exc
+
+    def known(self) -> dict[tuple[int, int], tuple[str, str]]:
+        """(partition, offset) → (first event uuid, replay time) of every replayed letter."""
+        with self._connect() as conn:
+            rows = conn.execute('SELECT partition, "offset", event_uuid, replayed_at FROM dead_letter_replays '
+                                "WHERE topic = %s", (self._topic,)).fetchall()
+        return {(p, o): (u, t.isoformat(timespec="seconds")) for p, o, u, t in rows}
+
+    def record(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        with self._connect() as conn:
+            conn.execute(
+                'INSERT INTO dead_letter_replays (topic, partition, "offset", event_uuid, source_topic) '
+                "SELECT %s, * FROM unnest(%s::integer[], %s::bigint[], %s::text[], %s::text[]) "
+                'ON CONFLICT (topic, partition, "offset") DO UPDATE SET replayed_at = now(), '
+                "event_uuid = EXCLUDED.event_uuid, source_topic = EXCLUDED.source_topic",
+                (self._topic, [d.partition for d in letters], [d.offset for d in letters],
+                 [d.first_uuid for d in letters], [d.source_topic for d in letters]))
+
+    def forget_before(self, partition: int, offset: int) -> None:
+        with self._connect() as conn:
+            conn.execute('DELETE FROM dead_letter_replays WHERE topic = %s AND partition = %s AND "offset" < %s',
+                         (self._topic, partition, offset))
+
+    def mark(self, letters: Iterator[DeadLetter]) -> Iterator[DeadLetter]:
+        """``letters`` with ``replayed_at`` filled in from the records (a record of another letter
+        at the same offset, from a recreated topic, does not count)."""
+        known = self.known()
+        for letter in letters:
+            found = known.get((letter.partition, letter.offset))
+            if found is not None and found[0] == letter.first_uuid:
+                yield dataclasses.replace(letter, replayed_at=found[1])
+            else:
+                yield letter
+
+
+def replay(bootstrap: str, topic: str, filters: dict[str, str], replays: Replays, *, dry_run: bool, again: bool,
+           progress: Callable[[DeadLetter], None]) -> tuple[int, int, int]:
+    """Re-produce matching dead letters to their source topics; (replayed, already replayed, not matching).
+
+    Letters replayed before are skipped unless ``again``. Returns only after Kafka acknowledged
+    every replayed message, and records them then.
     """
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
                          "log_level": 0})
@@ -133,17 +194,56 @@ def replay(bootstrap: str, topic: str, filters: dict[str, str], *, dry_run: bool
         if err is not None:
             failures.append(str(err))
 
-    replayed = skipped = 0
-    for letter in read_dead_letters(bootstrap, topic):
+    done: list[DeadLetter] = []
+    before = skipped = 0
+    for letter in replays.mark(read_dead_letters(bootstrap, topic)):
         if not letter.source_topic or not letter.matches(filters):
             skipped += 1
+            continue
+        if letter.replayed_at is not None and not again:
+            before += 1
             continue
         if not dry_run:
             producer.produce(letter.source_topic, value=letter.value, key=letter.key, on_delivery=delivered,
                              headers=[("replayed_from", f"{topic}:{letter.partition}:{letter.offset}".encode())])
             producer.poll(0)
-        replayed += 1
+        done.append(letter)
         progress(letter)
     if producer.flush(60) != 0 or failures:
         raise NotRunningError(f"Kafka did not acknowledge every replayed message: {failures[:3]}")
-    return replayed, skipped
+    if not dry_run:
+        replays.record(done)
+    return len(done), before, skipped
+
+
+def purge(bootstrap: str, topic: str, replays: Replays, *, dry_run: bool) -> dict[int, int]:
+    """Delete, per partition, the leading dead letters that were all replayed; how many per partition.
+
+    Kafka deletes only from the start of a partition, so a letter not replayed yet keeps itself
+    and every letter after it.
+    """
+    cut: dict[int, int] = {}
+    first: dict[int, int] = {}
+    blocked: set[int] = set()
+    for letter in replays.mark(read_dead_letters(bootstrap, topic)):
+        first.setdefault(letter.partition, letter.offset)
+        if letter.partition in blocked:
+            continue
+        if letter.replayed_at is None:
+            blocked.add(letter.partition)
+        else:
+            cut[letter.partition] = letter.offset + 1
+    counts = {p: offset - first[p] for p, offset in cut.items()}
+    if dry_run or not cut:
+        return counts
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    futures = admin.delete_records([TopicPartition(topic, p, offset) for p, offset in cut.items()])
+    for partition, future in futures.items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            raise NotRunningError(f"Kafka did not delete the replayed letters of {topic}[{partition.partition}]: "
+                                  f"{exc}") from exc
+    for p, offset in cut.items():
+        replays.forget_before(p, offset)
+    return counts

@@ -86,6 +86,23 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        4,
+        # What `headwater dlq replay` put back: so `dlq list` can say so and a second replay skips it.
+        # A letter is its dead-letter topic, partition and offset (and its first event's uuid, so a
+        # recreated topic's offsets are not taken for old ones).
+        """
+        CREATE TABLE dead_letter_replays (
+            topic text NOT NULL,
+            partition integer NOT NULL,
+            "offset" bigint NOT NULL,
+            event_uuid text NOT NULL DEFAULT '',
+            source_topic text NOT NULL,
+            replayed_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (topic, partition, "offset")
+        );
+        """,
+    ),
 )
 
 BOOKKEEPING = """

@@ -1,4 +1,4 @@
-"""``headwater dlq list | replay``."""
+"""``headwater dlq list | replay | purge``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from rich.table import Table
 
 from headwater import dead_letters
 from headwater.cli.output import JsonFlag, console, print_json, say, settings, topology
+from headwater.runtime.settings import Settings
 from headwater.stack.endpoints import resolve_service
 
 dlq_app = typer.Typer(no_args_is_help=True, help="The dead-letter topic: what failed, and putting it back.")
@@ -19,30 +20,37 @@ FilterOption = Annotated[
 ]
 
 
+def _replays(current: Settings, topic: str) -> dead_letters.Replays:
+    return dead_letters.Replays(resolve_service(current, "postgres"), topic)
+
+
 @dlq_app.command("list")
 def list_(
     filters: FilterOption = None,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 100,
+    pending: Annotated[bool, typer.Option("--pending", help="Only letters not replayed yet.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """List dead letters: why each failed, in which stage, and which event it holds."""
+    """List dead letters: why each failed, in which stage, which event it holds, and when it was replayed."""
     current = settings()
     wanted = dead_letters.parse_filters(filters or [])
     topic = topology(current).pipeline.dead_letter
+    letters = dead_letters.read_dead_letters(resolve_service(current, "kafka"), topic)
     found = []
-    for letter in dead_letters.read_dead_letters(resolve_service(current, "kafka"), topic):
-        if letter.matches(wanted):
+    for letter in _replays(current, topic).mark(letters):
+        if letter.matches(wanted) and not (pending and letter.replayed_at is not None):
             found.append(letter.summary())
             if len(found) >= limit:
                 break
     if as_json:
         print_json(found)
         return
-    table = Table("partition:offset", "reason", "stage", "source", "event", "distinct_id", "uuid", "error",
-                  title=f"{topic}: {len(found)} dead letter(s)", title_justify="left")
+    table = Table("partition:offset", "reason", "stage", "source", "event", "distinct_id", "uuid", "replayed",
+                  "error", title=f"{topic}: {len(found)} dead letter(s)", title_justify="left")
     for row in found:
         table.add_row(f"{row['partition']}:{row['offset']}", row["reason"], row["stage"], row["source_topic"],
-                      str(row["event"]), str(row["distinct_id"]), str(row["uuid"]), row["error"][:80])
+                      str(row["event"]), str(row["distinct_id"]), str(row["uuid"]), row["replayed_at"] or "",
+                      row["error"][:80])
     console.print(table)
 
 
@@ -50,13 +58,32 @@ def list_(
 def replay(
     filters: FilterOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be replayed.")] = False,
+    again: Annotated[bool, typer.Option("--again", help="Replay letters replayed before too.")] = False,
 ) -> None:
-    """Put dead letters back on the topics they came from, to be processed again after a fix."""
+    """Put dead letters back on the topics they came from, to be processed again after a fix.
+
+    Letters replayed before are skipped (``--again`` replays them once more)."""
     current = settings()
     topic = topology(current).pipeline.dead_letter
-    replayed, skipped = dead_letters.replay(
-        resolve_service(current, "kafka"), topic, dead_letters.parse_filters(filters or []), dry_run=dry_run,
+    replayed, before, skipped = dead_letters.replay(
+        resolve_service(current, "kafka"), topic, dead_letters.parse_filters(filters or []),
+        _replays(current, topic), dry_run=dry_run, again=again,
         progress=lambda letter: say(f"{'would replay' if dry_run else 'replayed'} {letter.partition}:"
                                     f"{letter.offset} ({letter.reason}) → {letter.source_topic}"),
     )
-    say(f"{replayed} dead letter(s) {'would be ' if dry_run else ''}replayed, {skipped} left as they are")
+    say(f"{replayed} dead letter(s) {'would be ' if dry_run else ''}replayed, {before} replayed before "
+        f"(--again replays them), {skipped} not matching")
+
+
+@dlq_app.command("purge")
+def purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be deleted.")] = False,
+) -> None:
+    """Delete the dead letters that were replayed (per partition, up to the first one that was not)."""
+    current = settings()
+    topic = topology(current).pipeline.dead_letter
+    counts = dead_letters.purge(resolve_service(current, "kafka"), topic, _replays(current, topic), dry_run=dry_run)
+    for partition, n in sorted(counts.items()):
+        say(f"{topic}[{partition}]: {n} replayed letter(s) {'would be ' if dry_run else ''}deleted")
+    if not counts:
+        say("nothing to purge: no partition starts with a replayed letter")

@@ -72,3 +72,16 @@ async def test_dead_lettered_events_are_listed_replayed_and_land(
     assert replayed.returncode == 0, replayed.stderr
     assert "3 dead letter(s) replayed" in replayed.stderr
     assert await wait_for_count(stack, f"SELECT count() FROM {table}", 4) == 4
+
+    # the replays are recorded: list says when, a second replay skips them, purge deletes them
+    listed = json.loads(_cli(stack, pipeline, "dlq", "list", "--json").stdout)
+    assert {letter["uuid"] for letter in listed if letter["replayed_at"]} == set(held)
+    assert json.loads(_cli(stack, pipeline, "dlq", "list", "--json", "--pending").stdout) == []
+    second = _cli(stack, pipeline, "dlq", "replay")
+    assert "0 dead letter(s) replayed, 3 replayed before" in second.stderr
+    again = _cli(stack, pipeline, "dlq", "replay", "--again", "--dry-run")
+    assert "3 dead letter(s) would be replayed" in again.stderr
+    purged = _cli(stack, pipeline, "dlq", "purge")
+    assert purged.returncode == 0, purged.stderr
+    assert "3 replayed letter(s) deleted" in purged.stderr
+    assert json.loads(_cli(stack, pipeline, "dlq", "list", "--json").stdout) == []
