@@ -174,7 +174,7 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
             _sink_agent(spec, endpoints, dead_letters, crash))
 
     for agent in topology.agents:
-        add_agent(app, agent.name, agent.source, load_handler(agent.handler), dead_letters)
+        add_agent(app, agent, load_handler(agent.handler), dead_letters, crash)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -6,7 +6,8 @@
     │   └── PluginError         a plugin says "this event failed" (plugin API; its message is the DLQ's ``error``)
     ├── StageStartError         a stage could not start (a plugin's ``setup`` failed): the worker does not start
     ├── PipelineStopped         a stage with ``on_error: stop`` failed: the worker stops, nothing is committed
-    └── AgentError              a plugin agent's handler cannot be loaded
+    ├── AgentError              a plugin agent's handler cannot be loaded
+    └── AgentFailed             a plugin agent with ``on_error: stop`` raised: the worker stops
 
 A transient outage of Redis or Postgres, inside a stage or a plugin, is
 ``headwater.errors.Unavailable``: the runner retries it without limit (the events are safe in
@@ -50,3 +51,7 @@ class PipelineStopped(StreamsError):
 
 class AgentError(StreamsError):
     """A plugin agent's handler cannot be found or is not a function."""
+
+
+class AgentFailed(StreamsError):
+    """A plugin agent's handler raised and its ``on_error`` is ``stop``: the worker stops."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
@@ -125,3 +126,45 @@ async def test_a_plugin_agent_reads_its_own_topic(stack: Endpoints, project: Pro
     wait_until(lambda: len(tapped()) >= len(events), 30, lambda: f"the agent tapped {len(tapped())} events",
                interval=0.25, logs=[worker])
     assert tapped() == {e["uuid"] for e in events}
+
+
+@pytest.mark.parametrize("on_error", ["stop", "dead_letter"])
+async def test_a_failing_plugin_agent_follows_its_policy(stack: Endpoints, project: Project,
+                                                         start_gateway: StartGateway, start_worker: StartWorker,
+                                                         tmp_path: Path, on_error: str) -> None:
+    doc = isolated_topology(fresh_prefix("a"))
+    doc["agents"] = [{"name": "picky", "source": doc["pipeline"]["output"], "on_error": on_error,
+                      "handler": "tests.fixtures.agents:tap_or_fail"}]
+    pipeline = isolated_pipeline(stack.kafka, tmp_path / "topology.yaml", doc)
+    gateway = start_gateway(pipeline)
+    tap = tmp_path / "tap.txt"
+    worker = start_worker(pipeline, HEADWATER_TEST_TAP_FILE=str(tap))
+
+    def send(events: list[dict[str, Any]]) -> None:
+        response = httpx.post(f"{gateway.url}/batch/", content=orjson.dumps({"api_key": project.api_token,
+                                                                              "batch": events}))
+        assert response.status_code == 200
+
+    def tapped() -> set[str]:
+        return set(tap.read_text().split()) if tap.exists() else set()
+
+    send([_event("boom", "u0")])
+    if on_error == "stop":
+        wait_until(lambda: worker.exit_code() is not None, 60, "the worker kept running after its agent failed",
+                   interval=0.25, logs=[worker])
+        assert worker.exit_code() != 0
+        assert "agent picky failed (RuntimeError: cannot handle" in worker.log.read_text(errors="replace")
+        return
+    later = [_event("e", f"u{i}") for i in range(5)]
+    wait_until(lambda: "agent picky failed" in worker.log.read_text(errors="replace"), 60,
+               "the agent never failed", interval=0.25, logs=[worker])
+    send(later)
+    wait_until(lambda: tapped() >= {e["uuid"] for e in later}, 60, lambda: f"the agent tapped {len(tapped())}",
+               interval=0.25, logs=[worker])
+    env = {**os.environ, **stack_env(stack), "HEADWATER_TOPOLOGY": str(pipeline.path)}
+    listed = subprocess.run(headwater_command("dlq", "list", "--json"), env=env, cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, check=True)
+    letters = json.loads(listed.stdout)
+    assert [(letter["stage"], letter["reason"]) for letter in letters] == [("agent_picky", "agent_failed")]
+    assert "RuntimeError: cannot handle" in letters[0]["error"]
+    assert worker.exit_code() is None

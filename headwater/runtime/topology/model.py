@@ -120,6 +120,9 @@ class AgentSpec(Strict):
     name: Name = Field(description="Unique name of this agent (its consumer is `agent_<name>`).")
     source: Name = Field(description="Topic whose events it reads (envelopes are unpacked).")
     handler: str = Field(pattern=r"^[\w.]+:\w+$", description="`package.module:function`.")
+    on_error: Literal["stop", "dead_letter"] = Field(
+        "stop", description="When the handler raises: `stop` the worker, or `dead_letter` the envelope it was in "
+        "and go on with the next.")
 
 
 class Topology(Strict):
