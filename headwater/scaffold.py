@@ -128,6 +128,11 @@ def scaffold(name: str, directory: Path) -> Path:
     """Write the package ``directory/name`` and return its path; refuses to overwrite."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or keyword.iskeyword(name):
         raise ConfigError(f"plugin name {name!r}: use snake_case letters, digits and _, starting with a letter")
+    from streams.plugins.registry import builtin_plugins
+
+    if name in builtin_plugins():
+        raise ConfigError(f"plugin name {name!r} is a built-in plugin's (`headwater plugin list`): "
+                          f"a topology's `plugin: {name}` would mean the built-in; choose another name")
     root = directory / name
     if root.exists():
         raise ConfigError(f"{root} exists already; choose another name or directory")

@@ -83,6 +83,7 @@ class _Step:
         self.dead_lettered = telemetry.EVENTS_DEAD_LETTERED.labels(stage.name)
         self.retries = telemetry.STAGE_RETRIES.labels(stage.name)
         self.timeouts = telemetry.STAGE_TIMEOUTS.labels(stage.name)
+        self.logged_errors: set[str] = set()  # error types whose traceback this stage has logged
 
 
 class StageRunner:
@@ -226,11 +227,27 @@ class StageRunner:
         if step.spec.on_error == "stop":
             raise PipelineStopped(f"stage {step.name} failed and its policy is stop: {error}") from exc
         if step.spec.on_error == "drop":
+            _log_once(step, exc, error)
             return Drop("error")
         if step.spec.on_error == "retry" and attempt < MAX_ATTEMPTS:
             log.warning("stage %s failed (attempt %d of %d): %s", step.name, attempt, MAX_ATTEMPTS, error)
             return None
+        _log_once(step, exc, error)
         return DeadLetter("error", error)
+
+
+def _log_once(step: _Step, exc: Exception, error: str) -> None:
+    """The first failure of each error type in a stage goes to the log with its traceback (file and
+    line); the others are counted and dead-lettered without flooding the log."""
+    kind = type(exc).__name__
+    if kind in step.logged_errors:
+        return
+    step.logged_errors.add(kind)
+    if isinstance(exc, PluginError):  # the plugin's own verdict: its message says it all
+        log.warning("stage %s: %s (dead-lettered; logged once per error type)", step.name, error)
+    else:
+        log.error("stage %s failed: %s (dead-lettered; the traceback is logged once per error type)", step.name,
+                  error, exc_info=exc)
 
 
 def error_text(exc: BaseException) -> str:

@@ -21,7 +21,8 @@ def new(
 ) -> None:
     """Scaffold a plugin package: the plugin, a test, sample events, and install notes."""
     root = scaffold(name, directory)
-    say(f"created {root}: edit src/{name}/plugin.py, then `pip install -e {root}` and `pytest {root}`")
+    say(f"created {root}: edit src/{name}/plugin.py, then install it into the Python that runs Headwater "
+        f"(in this project: `.venv/bin/pip install -e {root}`) and test it with `.venv/bin/pytest {root}`")
 
 
 @plugin_app.command("list")

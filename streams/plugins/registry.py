@@ -49,6 +49,11 @@ def _load(obj: Any, ref: str) -> type[Plugin[Any]]:
 def resolve_plugin(ref: str) -> type[Plugin[Any]]:
     builtins = builtin_plugins()
     if ref in builtins:
+        clash = _entry_point_plugins().get(ref)
+        if clash is not None:  # a package's plugin that a built-in would silently shadow
+            raise UnknownComponent(
+                f"plugin {ref!r} is both built in and registered by an installed package ({clash.value}): "
+                "rename the package's entry point (and its `plugin:` in the topology)", "plugin")
         return builtins[ref]
     found = _entry_point_plugins().get(ref)
     if found is not None:
@@ -73,7 +78,14 @@ def available_plugins() -> dict[str, tuple[str, str]]:
     for name, plugin in builtin_plugins().items():
         found[name] = ("built-in", _summary(plugin))
     for name, entry in _entry_point_plugins().items():
-        found.setdefault(name, (f"entry point {entry.value}", ""))
+        if name in found:
+            found[name] = (f"built-in; CLASH with entry point {entry.value}", found[name][1])
+            continue
+        try:
+            summary = _summary(_load(entry.load(), name))
+        except Exception as exc:  # noqa: BLE001 - a broken package must not hide the others
+            summary = f"cannot load: {type(exc).__name__}: {exc}"
+        found[name] = (f"entry point {entry.value}", summary)
     return found
 
 

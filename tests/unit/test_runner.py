@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -234,3 +235,18 @@ async def test_a_dead_letter_carries_the_event_as_it_arrived() -> None:
     assert (failed.stage, len(result.passed)) == ("raiser", 1)
     assert (failed.event.arrived["event"], failed.event.arrived["distinct_id"]) == ("e", "d")
     assert failed.event.raw["event"] == "renamed"  # the rewrite happened; the DLQ does not carry it
+
+
+async def test_a_dead_lettered_error_logs_its_traceback_once_per_error_type(
+        caplog: pytest.LogCaptureFixture) -> None:
+    def script(distinct_id: str, _attempt: int) -> Outcome | Exception:
+        return KeyError(distinct_id) if distinct_id.startswith("k") else ValueError(distinct_id)
+
+    stage = PerEvent("s", script)
+    with caplog.at_level(logging.ERROR, logger="headwater"):
+        result = await _runner(stage, "dead_letter").run(_events("k1", "k2", "v1", "k3"))
+        await _runner(stage, "dead_letter").run(_events("k4"))  # a new runner (a restarted worker) logs again
+    assert len(result.dead_lettered) == 4
+    logged = [r for r in caplog.records if "stage s failed" in r.getMessage()]
+    assert [r.getMessage().split(":")[1].strip() for r in logged] == ["KeyError", "ValueError", "KeyError"]
+    assert all(r.exc_info is not None for r in logged)  # with the traceback: the file and the line
