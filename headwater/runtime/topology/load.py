@@ -132,6 +132,9 @@ def substitute_environment(loaded: LoadedTopology, environ: Mapping[str, str]) -
 def parse(path: Path) -> LoadedTopology:
     try:
         text = path.read_text()
+    except FileNotFoundError as exc:
+        raise TopologyError([f"{path}: no such file (`headwater topology init {path}` writes the default "
+                             "topology there; HEADWATER_TOPOLOGY names another)"]) from exc
     except OSError as exc:
         raise TopologyError([f"{path}: cannot read: {exc.strerror}"]) from exc
     try:
