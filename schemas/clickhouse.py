@@ -1,4 +1,4 @@
-"""ClickHouse DDL (REFERENCE.md section 7). Statements are idempotent; ``headwater migrate`` runs them."""
+"""ClickHouse DDL (docs/ingestion.md, "In ClickHouse"). Statements are idempotent; ``headwater migrate`` runs them."""
 
 from __future__ import annotations
 

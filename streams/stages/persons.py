@@ -1,4 +1,4 @@
-"""``persons``: person processing (REFERENCE §5). Until the persons issue lands it only applies
+"""``persons``: person processing (docs/ingestion.md). Until the persons issue lands it only applies
 ``$process_person_profile: false`` (and the ``skip_person_processing`` restriction): person
 updates are stripped and person-only events are dropped with a warning."""
 
