@@ -44,6 +44,7 @@ from capture_gateway.publish import Publisher  # noqa: E402
 from headwater.runtime.gc_tuning import tune_gc  # noqa: E402
 from headwater.runtime.projects import Project  # noqa: E402
 from headwater.runtime.topology import load_topology  # noqa: E402
+from headwater.runtime.topology.defaults import DEFAULT_TOPOLOGY  # noqa: E402
 
 TOKEN = "phc_bench_" + "0" * 32
 POOL = 1000
@@ -124,7 +125,7 @@ class _App:
 
 
 async def run(workload: str, requests: int, profile: bool) -> None:
-    topology = load_topology(ROOT / "topology.yaml")
+    topology = load_topology(DEFAULT_TOPOLOGY)
     producer = StandInProducer()
     _App.state.gateway = GatewayContext(
         topology=topology, producer=producer,  # type: ignore[arg-type]

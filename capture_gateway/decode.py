@@ -1,4 +1,4 @@
-"""Request bodies → JSON: the body shapes and encodings the PostHog SDKs send (REFERENCE §1).
+"""Request bodies → JSON: the body shapes and encodings the PostHog SDKs send (docs/sdks.md).
 
 Order: payload from the ``data`` query parameter, else the body; a urlencoded form's ``data``
 field; the compression hint (query ``compression``, form ``compression``, then

@@ -1,4 +1,4 @@
-"""Per-event capture rules (REFERENCE §2): payload JSON → ``RawEvent`` records.
+"""Per-event capture rules (docs/ingestion.md, "At capture"): payload JSON → ``RawEvent`` records.
 
 Pure functions of the payload and the request's context, so they are tested without a server.
 """

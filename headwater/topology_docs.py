@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from typing import Any
 
 from pydantic import BaseModel
@@ -57,11 +59,20 @@ def _strip_annotated(text: str) -> str:
     return text
 
 
+def markdown(docstring: str | None) -> str:
+    """A docstring as Markdown paragraphs: dedented, each paragraph on one line (an indented line
+    would be a code block), and RST's double backticks as Markdown's single ones."""
+    paragraphs = inspect.cleandoc(docstring or "").split("\n\n")
+    text = "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs if p.strip())
+    return re.sub(r"``(.+?)``", r"`\1`", text)
+
+
 def _type(field: FieldInfo) -> str:
     text = str(field.annotation).replace("typing.", "")
-    for noise in ("<class '", "'>", "headwater.runtime.topology."):
+    for noise in ("<class '", "'>", "headwater.runtime.topology.model.", "headwater.runtime.topology."):
         text = text.replace(noise, "")
-    return _strip_annotated(text).replace("|", "\\|")
+    text = re.sub(r"Optional\[(\w+)\]", r"\1 | None", _strip_annotated(text))
+    return text.replace("|", "\\|")
 
 
 def _default(field: FieldInfo) -> str:
@@ -86,7 +97,8 @@ def render() -> str:
         "# topology.yaml reference",
         "",
         "Generated from the models (`python -m headwater.topology_docs > docs/topology.md`).",
-        "Unknown keys are errors; each problem is reported as `file:line:col path: message`.",
+        "Unknown keys are errors; each problem is reported as `file:line:col path: message`, in plain words "
+        "(\"did you mean\" for a misspelt key or type). `headwater topology init` writes the default topology.",
         "",
         "String values may name environment variables: `${NAME}`, or `${NAME:-default}` when it is unset or "
         "empty (`$${` is a literal `${`). They are substituted before validation, and an unset variable "
@@ -96,7 +108,7 @@ def render() -> str:
         "",
     ]
     for title, model in SECTIONS:
-        lines += [f"## {title}", "", (model.__doc__ or "").strip(), "",
+        lines += [f"## {title}", "", markdown(model.__doc__), "",
                   "| key | type | default | description |", "|---|---|---|---|"]
         for name, field in model.model_fields.items():
             lines.append(f"| `{name}` | `{_type(field)}` | {_default(field)} | {field.description or ''} |")
@@ -107,7 +119,7 @@ def render() -> str:
     lines += ["### `plugin`", "",
               "Runs a plugin: `plugin:` names a built-in plugin, one registered under the `headwater.plugins` "
               "entry point group, or an import path `package.module:Class`; `config:` is checked against the "
-              "plugin's `Config` model. See docs/plugins.md.", ""]
+              "plugin's `Config` model. See [plugins.md](plugins.md).", ""]
     lines += ["## Sink types", "", "`type:` of a sink; `config:` takes the keys listed for it.", ""]
     for name, sink in sorted(sink_types().items()):
         lines += _component(name, sink.summary, sink.config)

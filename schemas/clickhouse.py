@@ -1,4 +1,5 @@
-"""ClickHouse DDL: PostHog's table layouts. Statements are idempotent; ``headwater migrate`` runs them."""
+"""ClickHouse DDL: PostHog's table layouts (docs/ingestion.md, "In ClickHouse"). Statements are idempotent;
+``headwater migrate`` runs them."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Envelopes: one Kafka message carries the events of one request that share a partition.
 
-Faust spends ~100 µs per Kafka *message*, so topics carry envelopes (DESIGN.md, Throughput).
+Faust spends ~100 µs per Kafka *message*, so topics carry envelopes (docs/differences.md).
 Events are routed by their key ``token:distinct_id`` with Kafka's partitioner, kept in order,
 and split when an envelope would pass ``max_bytes``. An envelope's Kafka key is the shared
 event key when all its events have one, and empty otherwise.

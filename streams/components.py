@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from headwater.errors import UnknownComponent
+from headwater.runtime.suggest import did_you_mean
 from headwater.runtime.topology import Loc, StageSpec, Topology
 from sinks.registry import resolve_sink
 from streams.agents import load_handler
@@ -38,13 +40,18 @@ def build_stages(specs: Sequence[StageSpec], resources: StageResources) -> list[
     return [(stage_type(spec).build(spec.name, spec.config, resources), spec) for spec in specs]
 
 
+def _config_message(model: type[BaseModel], error: ErrorDetails) -> str:
+    if error["type"] != "extra_forbidden":
+        return error["msg"]
+    key = str(error["loc"][-1])
+    return f"unknown key {key!r}{did_you_mean(key, model.model_fields)}"
+
+
 def _config_problems(model: type[BaseModel], config: object, at: Loc) -> list[tuple[Loc, str]]:
     try:
         model.model_validate(config)
     except ValidationError as exc:
-        return [((*at, *error["loc"]),
-                 f"unknown key {error['loc'][-1]!r}" if error["type"] == "extra_forbidden" else error["msg"])
-                for error in exc.errors()]
+        return [((*at, *error["loc"]), _config_message(model, error)) for error in exc.errors()]
     return []
 
 

@@ -1,10 +1,10 @@
 """The pipeline agent's work for one batch of raw envelopes.
 
 Decode every envelope, run the stages on its events (``StageRunner``), and send through the
-batch's checkpoint: processed envelopes (one per output partition, per DESIGN's envelope
-rules), dead letters (each event as it arrived, in a one-event raw envelope), the warnings
-the hourly limit admits and what stages put in the ``Outbox`` (person rows). The checkpoint
-commits after all of that was acknowledged.
+batch's checkpoint: processed envelopes (one per output partition, per the envelope rules of
+``schemas.envelope``), dead letters (each event as it arrived, in a one-event raw envelope), the
+warnings the hourly limit admits and what stages put in the ``Outbox`` (person rows). The
+checkpoint commits after all of that was acknowledged.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``headwater topology validate | graph | describe | stages | sinks | schema | test``."""
+"""``headwater topology init | validate | graph | describe | stages | sinks | schema | test``."""
 
 from __future__ import annotations
 
@@ -36,6 +36,18 @@ def _load(file: Path | None, *checks: Check) -> Topology:
         for problem in exc.problems:
             _problem(problem)
         raise typer.Exit(1) from None
+
+
+@topology_app.command("init")
+def init(
+    file: Annotated[Path | None, typer.Argument(help="Where to write it; defaults to HEADWATER_TOPOLOGY.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
+) -> None:
+    """Write the default topology (and its test cases, <name>.tests.yaml) for you to edit."""
+    from headwater.runtime.topology.defaults import write_default
+
+    for target, written in write_default(file or settings().topology, force):
+        say(f"{target}: written" if written else f"{target}: exists, kept (--force overwrites it)")
 
 
 @topology_app.command("validate")
@@ -128,11 +140,12 @@ def run_tests(
     cases: Annotated[Path | None, typer.Option(help="Cases file; default: <topology>.tests.yaml beside it.")] = None,
 ) -> None:
     """Run YAML test cases through the stages without a broker; exit 1 if any fails."""
+    from headwater.runtime.topology.defaults import cases_path as default_cases
     from headwater.topology_cases import load_cases, run_cases
 
     path = file or settings().topology
     topology = _load(path)
-    cases_path = cases or path.with_name(path.stem + ".tests.yaml")
+    cases_path = cases or default_cases(path)
     try:
         results = run_cases(topology, load_cases(cases_path))
     except TopologyError as exc:

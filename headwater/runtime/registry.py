@@ -3,7 +3,8 @@
 Stages (``streams.stages.registry``) and sinks (``sinks.registry``) each keep a ``Registry``;
 a component registers beside its code, a duplicate name fails at import with
 ``RegistrationError``, and an unknown name is ``UnknownComponent`` (at the YAML key ``type``)
-listing what is known. ``build`` validates the topology's ``config`` against the model first.
+listing what is known, with the closest as "did you mean". ``build`` validates the topology's
+``config`` against the model first.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from headwater.errors import RegistrationError, UnknownComponent
+from headwater.runtime.suggest import did_you_mean
 
 Resources = TypeVar("Resources")
 Built = TypeVar("Built")
@@ -55,6 +57,7 @@ class Registry(Generic[Resources, Built]):
     def get(self, name: str) -> ComponentType[Resources, Built]:
         found = self._types.get(name)
         if found is None:
-            known = ", ".join([*sorted(self._types), *sorted(self._reserved)])
-            raise UnknownComponent(f"unknown {self.kind} type {name!r} (known: {known})", "type")
+            names = [*sorted(self._types), *sorted(self._reserved)]
+            raise UnknownComponent(f"unknown {self.kind} type {name!r}{did_you_mean(name, names)} "
+                                   f"(known: {', '.join(names)})", "type")
         return found

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from headwater.errors import RegistrationError, UnknownComponent
+from headwater.runtime.suggest import did_you_mean
 from streams.plugins.api import Plugin
 from streams.plugins.stage import PluginStage
 from streams.stages.base import StageResources
@@ -67,9 +68,10 @@ def resolve_plugin(ref: str) -> type[Plugin[Any]]:
         if not hasattr(module, attr):
             raise UnknownComponent(f"module {module_name!r} has no {attr!r}", "plugin")
         return _load(getattr(module, attr), ref)
-    known = ", ".join(sorted([*builtins, *_entry_point_plugins()])) or "none installed"
-    raise UnknownComponent(f"unknown plugin {ref!r} (known: {known}; or give an import path package.module:Class)",
-                       "plugin")
+    names = sorted([*builtins, *_entry_point_plugins()])
+    known = ", ".join(names) or "none installed"
+    raise UnknownComponent(f"unknown plugin {ref!r}{did_you_mean(ref, names)} "
+                           f"(known: {known}; or give an import path package.module:Class)", "plugin")
 
 
 def available_plugins() -> dict[str, tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""``normalize``: PostHog's property rules before persons (REFERENCE §4, Normalize).
+"""``normalize``: PostHog's property rules before persons (docs/ingestion.md).
 
 Top-level ``$set``/``$set_once`` move into properties (``fold_person_updates``); ``$ip`` is set
 from the client address (unless present); ``sent_at`` is copied to ``$sent_at``; for events

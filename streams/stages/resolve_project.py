@@ -1,4 +1,4 @@
-"""``resolve_project``: the event's token → its project (REFERENCE §4: unknown → drop + count).
+"""``resolve_project``: the event's token → its project (unknown → drop + count).
 
 A batch stage: each distinct token of the batch is looked up once (the lookup caches, so a
 batch usually costs no round trip at all).

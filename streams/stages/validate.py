@@ -1,4 +1,4 @@
-"""``validate``: events the rest of the pipeline can trust (REFERENCE §4 and §6).
+"""``validate``: events the rest of the pipeline can trust (docs/ingestion.md).
 
 Invalid uuid → dropped with warning ``skipping_event_invalid_uuid``; distinct id empty or
 longer than the limit → dropped with ``skipping_event_invalid_distinct_id``; a ``$groups``

@@ -16,7 +16,7 @@ import pytest
 
 from headwater.runtime.projects import Project, create_project
 from headwater.runtime.settings import Endpoints, Settings
-from tests.support import ROOT
+from tests.support import DEFAULT_TOPOLOGY, ROOT
 from tests.support import processes as spawn
 from tests.support.clickhouse import select, wait_for_count
 from tests.support.kafka import KafkaRecord, read_topic, read_uuids
@@ -30,7 +30,7 @@ __all__ = ["Gateway", "KafkaRecord", "Pipeline", "Process", "StartGateway", "Sta
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings(state_dir=ROOT / ".headwater", topology=ROOT / "topology.yaml")
+    return Settings(state_dir=ROOT / ".headwater", topology=DEFAULT_TOPOLOGY)
 
 
 @pytest.fixture(scope="session")

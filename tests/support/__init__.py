@@ -17,6 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from headwater.runtime.topology.defaults import DEFAULT_TOPOLOGY as PACKAGED_TOPOLOGY
+
 ROOT = Path(__file__).resolve().parents[2]
 """The repository: the working directory of every process these helpers start."""
-DEFAULT_TOPOLOGY = ROOT / "topology.yaml"
+DEFAULT_TOPOLOGY = PACKAGED_TOPOLOGY
+"""The packaged default topology (``headwater/defaults/topology.yaml``), never the repository's
+``topology.yaml``: that one is the user's to edit (docs/plugins.md), so no test depends on it."""

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import grimp
 
-from tests.conftest import ROOT
+from tests.conftest import DEFAULT_TOPOLOGY, ROOT
 
 PACKAGES = ("headwater", "capture_gateway", "streams", "sinks", "schemas")
 
@@ -90,7 +90,7 @@ print(json.dumps(sorted(sys.modules)))
 
 
 def test_the_gateway_process_loads_no_stage_plugin_or_sink() -> None:
-    proc = subprocess.run([sys.executable, "-c", GATEWAY_PROCESS, str(ROOT / "topology.yaml")], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-c", GATEWAY_PROCESS, str(DEFAULT_TOPOLOGY)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120, check=True)
     loaded = json.loads(proc.stdout)
     assert "capture_gateway.app" in loaded

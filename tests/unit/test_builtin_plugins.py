@@ -457,7 +457,7 @@ def test_a_bad_plugin_config_key_in_a_topology_has_a_location(tmp_path: Path) ->
     with pytest.raises(TopologyError) as caught:
         load_topology(path, [component_problems])
     assert [p.removeprefix(f"{path}:") for p in caught.value.problems] == [
-        "16:60 pipeline.stages[1].config.langauge: unknown key 'langauge'",
+        "16:60 pipeline.stages[1].config.langauge: unknown key 'langauge': did you mean 'language'?",
         "20:7 pipeline.stages[2].config: Value error, `salt` is required when `hash` or `hash_distinct_id` is set",
     ]
 

@@ -1,4 +1,4 @@
-"""Per-event capture rules (REFERENCE §2)."""
+"""Per-event capture rules (docs/ingestion.md, "At capture")."""
 
 from __future__ import annotations
 

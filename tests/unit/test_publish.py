@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -25,9 +24,10 @@ from schemas.envelope import event_key
 from schemas.events import RawEvent
 from schemas.partitioner import partition_for
 from schemas.serializer import AvroSerializer
+from tests.support import DEFAULT_TOPOLOGY
 from tests.support.waiting import wait_until
 
-TOPOLOGY = load_topology(Path(__file__).parents[2] / "topology.yaml")
+TOPOLOGY = load_topology(DEFAULT_TOPOLOGY)
 ENVELOPES: AvroSerializer[dict[str, list[RawEvent]]] = AvroSerializer("raw_envelope")
 PARTITIONS = 4
 

@@ -46,9 +46,10 @@ sinks:
 """)
     assert problems == [
         "3:5 topics.events_raw.partitions: Input should be greater than or equal to 1",
-        "4:5 topics.events_raw.colour: unknown key 'colour'",
-        "10:7 pipeline.stages[0].on_error: Input should be 'retry', 'dead_letter', 'drop' or 'stop'",
-        "13:5 sinks[0].type: Field required",
+        "4:5 topics.events_raw.colour: unknown key 'colour' "
+        "(a topic has: partitions, replication_factor, retention_hours, compacted)",
+        "10:7 pipeline.stages[0].on_error: 'explode' is not one of retry, dead_letter, drop, stop",
+        "13:5 sinks[0].type: missing key `type`",
     ]
 
 
@@ -99,7 +100,8 @@ def test_stage_types_configs_and_plugins_are_checked(tmp_path: Path) -> None:
     - {name: q, type: plugin}
     - {name: prepare, type: prepare}
 """)
-    assert problems[0].startswith("13:17 pipeline.stages[1].type: unknown stage type 'validat' (known: ")
+    assert problems[0].startswith(
+        "13:17 pipeline.stages[1].type: unknown stage type 'validat': did you mean 'validate'? (known: ")
     assert problems[1:] == [
         "14:42 pipeline.stages[2].config.max_distinct_id_length: Input should be greater than or equal to 1",
         "14:70 pipeline.stages[2].config.colour: unknown key 'colour'",
@@ -118,10 +120,10 @@ sinks:
   - {name: b, type: clickhouse, source: events_processed, config: {records: persons, tabel: x}}
 """)
     assert problems == [
-        "15:15 sinks[0].type: unknown sink type 'clickhose' (known: clickhouse)",
+        "15:15 sinks[0].type: unknown sink type 'clickhose': did you mean 'clickhouse'? (known: clickhouse)",
         "16:68 sinks[1].config.records: Input should be 'events', 'ingestion_warnings', 'person', "
         "'person_distinct_id2', 'person_distinct_id_overrides' or 'groups'",
-        "16:86 sinks[1].config.tabel: unknown key 'tabel'",
+        "16:86 sinks[1].config.tabel: unknown key 'tabel': did you mean 'table'?",
     ]
 
 

@@ -5,7 +5,7 @@ Builds the wheel from the files the Dockerfile builds it from, installs it with 
 
 - the wheel carries every file under the five packages, .py or data (Avro schemas, registry.json,
   kafka-pom.xml, py.typed, any file added later);
-- ``headwater --help`` and ``headwater topology validate --offline topology.yaml`` exit 0;
+- ``headwater --help``, ``headwater topology init`` and ``validate --offline`` of what it wrote exit 0;
 - every module of every package imports, from the venv's site-packages and not from the repo.
 
 Needs PyPI for the dependencies (about a minute); no service.
@@ -113,7 +113,10 @@ def test_the_wheel_carries_every_file_of_every_package(installed: Installed) -> 
 
 def test_the_cli_starts_from_the_wheel(installed: Installed) -> None:
     assert "topology" in _ok(_run(installed.bin / "headwater", "--help", cwd=installed.outside, timeout=60))
-    _ok(_run(installed.bin / "headwater", "topology", "validate", "--offline", ROOT / "topology.yaml",
+    # The default topology is package data: `topology init` writes it from the wheel, and it validates.
+    written = installed.outside / "mine" / "topology.yaml"
+    _ok(_run(installed.bin / "headwater", "topology", "init", written, cwd=installed.outside, timeout=60))
+    _ok(_run(installed.bin / "headwater", "topology", "validate", "--offline", written,
              cwd=installed.outside, timeout=60))
 
 

@@ -10,7 +10,8 @@
    running cluster (``environment.environment_problems``).
 
 Every problem is one line ``file:line:col path: message``; all of a layer's problems are
-reported together, and a layer runs only when the one before it passed.
+reported together, and a layer runs only when the one before it passed. The parser's and the
+models' own wording is translated into plain messages (``messages``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from headwater.errors import TopologyError
 from headwater.runtime.topology.graph import Check, Loc, graph_problems
+from headwater.runtime.topology.messages import field_problems, yaml_problem
 from headwater.runtime.topology.model import Topology
 
 
@@ -130,14 +132,16 @@ def substitute_environment(loaded: LoadedTopology, environ: Mapping[str, str]) -
 def parse(path: Path) -> LoadedTopology:
     try:
         text = path.read_text()
+    except FileNotFoundError as exc:
+        raise TopologyError([f"{path}: no such file (`headwater topology init {path}` writes the default "
+                             "topology there; HEADWATER_TOPOLOGY names another)"]) from exc
     except OSError as exc:
         raise TopologyError([f"{path}: cannot read: {exc.strerror}"]) from exc
     try:
         doc = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise TopologyError([f"{where} {exc.problem}"]) from exc
+        line, col, message = yaml_problem(text, exc)
+        raise TopologyError([f"{path}:{line}:{col} {message}"]) from exc
     if not isinstance(doc, dict):
         raise TopologyError([f"{path}:1:1 the topology must be a mapping with topics, pipeline and sinks"])
     return LoadedTopology(path, doc)
@@ -155,12 +159,8 @@ def load_topology(path: Path, checks: Sequence[Check] = ()) -> Topology:
     try:
         topology = Topology.model_validate(loaded.doc)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            message = f"unknown key {loc[-1]!r}" if error["type"] == "extra_forbidden" else error["msg"]
-            problems.append(loaded.problem(loc, message))
-        raise TopologyError(problems) from exc
+        raise TopologyError([loaded.problem(loc, message)
+                             for loc, message in field_problems(exc.errors(), loaded.doc)]) from exc
     for check in (graph_problems, *checks):
         found = check(topology)
         if found:
