@@ -117,7 +117,8 @@ class SinkSpec(Strict):
 class AgentSpec(Strict):
     """A plugin agent: your own async function over a topic's events (see docs/plugins.md)."""
 
-    name: Name = Field(description="Unique name of this agent (the Faust agent `agent_<name>`, in the worker's consumer group).")
+    name: Name = Field(
+        description="Unique name of this agent (the Faust agent `agent_<name>`, in the worker's consumer group).")
     source: Name = Field(description="Topic whose events it reads (envelopes are unpacked).")
     handler: str = Field(pattern=r"^[\w.]+:\w+$", description="`package.module:function`.")
     on_error: Literal["stop", "dead_letter"] = Field(
