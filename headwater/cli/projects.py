@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from headwater.cli.output import JsonFlag, console, print_json, say, settings
 from headwater.errors import ConfigError
@@ -29,12 +29,28 @@ def _show_projects(found: list[store.Project], as_json: bool) -> None:
     if as_json:
         print_json([{**asdict(p), "restrictions": [asdict(r) for r in p.restrictions]} for p in found])
         return
-    table = Table("id", "name", "api token", "monthly quota", "rate limit/s", "discard ip", "restrictions")
-    for p in found:
-        table.add_row(str(p.id), p.name, p.api_token, str(p.monthly_event_quota or "-"),
-                      str(p.rate_limit_per_second or "-"), "yes" if p.discard_client_ip else "no",
-                      str(len(p.restrictions)))
-    console.print(table)
+    _print_records(["id", "name", "api token", "monthly quota", "rate limit/s", "discard ip", "restrictions"],
+                   [[str(p.id), p.name, p.api_token, str(p.monthly_event_quota or "-"),
+                     str(p.rate_limit_per_second or "-"), "yes" if p.discard_client_ip else "no",
+                     str(len(p.restrictions))] for p in found])
+
+
+def _print_records(headers: list[str], rows: list[list[str]]) -> None:
+    """A table when the terminal is wide enough for every value whole, else one ``header: value``
+    line per field: a token, name or uuid people copy is never truncated or wrapped."""
+    widths = [max([*(len(w) for w in header.split()), *(len(row[i]) for row in rows)])  # headers may wrap
+              for i, header in enumerate(headers)]
+    if sum(widths) + 3 * len(widths) + 1 <= console.width:  # padding and borders
+        table = Table(*(Column(h, width=w) for h, w in zip(headers, widths, strict=True)))
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    for n, row in enumerate(rows):
+        if n:
+            console.print()
+        for header, value in zip(headers, row, strict=True):
+            console.print(f"{header}: {value}", soft_wrap=True, highlight=False, markup=False)
 
 
 @project_app.command("create")
@@ -151,8 +167,6 @@ def _show_restrictions(found: list[tuple[int, rules.Restriction]], as_json: bool
     if as_json:
         print_json([{"project_id": project_id, **asdict(r)} for project_id, r in found])
         return
-    table = Table("id", "project", "action", "events", "distinct ids", "uuids")
-    for project_id, r in found:
-        table.add_row(str(r.id), str(project_id), r.action, ", ".join(r.events) or "*",
-                      ", ".join(r.distinct_ids) or "*", ", ".join(r.uuids) or "*")
-    console.print(table)
+    _print_records(["id", "project", "action", "events", "distinct ids", "uuids"],
+                   [[str(r.id), str(project_id), r.action, ", ".join(r.events) or "*",
+                     ", ".join(r.distinct_ids) or "*", ", ".join(r.uuids) or "*"] for project_id, r in found])
