@@ -13,7 +13,8 @@ from headwater.runtime.settings import Settings
 from headwater.runtime.topology import Topology, load_topology
 
 console = Console()
-err = Console(stderr=True)
+# Messages are never hard-wrapped: a path or a problem line stays one line when grepped or piped.
+err = Console(stderr=True, soft_wrap=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

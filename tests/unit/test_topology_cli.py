@@ -24,6 +24,15 @@ def test_validate_ok_offline() -> None:
     assert "ok (10 topics, 6 stages, 6 sinks)" in result.output
 
 
+def test_a_long_message_stays_on_one_line(tmp_path: Path) -> None:
+    deep = tmp_path / ("a-rather-long-directory-name-" * 4) / "topology.yaml"
+    deep.parent.mkdir(parents=True)
+    deep.write_text(DEFAULT_TOPOLOGY.read_text())
+    result = _run("topology", "validate", "--offline", str(deep))
+    assert result.exit_code == 0, result.output
+    assert result.output.count("\n") == 1, result.output
+
+
 def test_a_broken_topology_gives_one_located_line_per_problem(tmp_path: Path) -> None:
     text = DEFAULT_TOPOLOGY.read_text()
     broken = tmp_path / "topology.yaml"
