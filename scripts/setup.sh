@@ -45,7 +45,9 @@ stamp=.venv/.headwater-installed
 if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   step "installing Headwater with its dev and chdb extras into .venv (takes a minute the first time)"
   .venv/bin/pip install -q --upgrade pip wheel
-  .venv/bin/pip install -q -e '.[dev,chdb]'
+  # setuptools warns that folders named like the packages may shadow them on import; here they
+  # are the packages, so that one notice is silenced (every other build warning still prints).
+  PYTHONWARNINGS="ignore:Editable installation" .venv/bin/pip install -q -e '.[dev,chdb]'
   touch "$stamp"
 else
   step ".venv: up to date"
@@ -73,7 +75,7 @@ if [[ "${1:-}" == bench ]]; then
     step "installing Quix Streams and Headwater into .venv-quix, the worker bench's baseline (a minute the first time)"
     [[ -x .venv-quix/bin/python ]] || "$PYTHON" -m venv .venv-quix
     .venv-quix/bin/pip install -q --upgrade pip wheel
-    .venv-quix/bin/pip install -q -e '.[quix]'
+    PYTHONWARNINGS="ignore:Editable installation" .venv-quix/bin/pip install -q -e '.[quix]'
     touch "$quix_stamp"
   else
     step ".venv-quix: up to date"

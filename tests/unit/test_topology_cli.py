@@ -99,3 +99,10 @@ def test_the_shipped_json_schema_is_current() -> None:
     from headwater.topology_docs import json_schema
 
     assert json.loads((ROOT / "docs" / "topology.schema.json").read_text()) == json_schema()
+
+
+def test_the_repo_topologies_are_the_packaged_defaults() -> None:
+    """`topology init` writes the packaged copies; the checkout's own files must not drift from them."""
+    for name in ("topology.yaml", "topology.tests.yaml"):
+        packaged = ROOT / "headwater" / "defaults" / name
+        assert (ROOT / name).read_text() == packaged.read_text(), f"{name} differs from {packaged}: copy one over"
