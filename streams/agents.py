@@ -1,4 +1,4 @@
-"""Plugin agents: a user's own Faust agent on a topic declared in topology.yaml.
+"""Plugin agents: a user's own async function over the events of a topic declared in topology.yaml.
 
 For authors who need a whole stream rather than one event at a time (their own windows,
 joins, fan-out). Declared as::
@@ -7,17 +7,25 @@ joins, fan-out). Declared as::
       - name: order_totals
         source: events_processed
         handler: my_pkg.agents:order_totals
+        start: earliest          # or latest: where a new agent begins
+        on_error: stop           # or dead_letter
 
-``handler`` is ``async def handler(events: AsyncIterator[dict], ctx: AgentContext)``; it
-iterates the source topic's records as dicts (envelopes are unpacked for it; on
-``events_processed`` they are rows of ``events``). Each envelope is a ``Checkpoint`` of its
-own, committed when the handler asks for the record after the envelope's last: at-least-once,
-so make what it writes idempotent.
+``handler`` is a ``streams.plugins.AgentHandler``: ``async def handler(events, ctx)``, iterating
+``streams.plugins.Event`` objects (``streams.plugins.events``: raw records of a capture topic,
+processed rows with their person on the pipeline's output) for as long as the worker runs.
 
-When the handler raises, the agent's ``on_error`` decides: ``stop`` (the default) logs the
-error and stops the worker, non-zero, with nothing of the failing envelope committed;
-``dead_letter`` sends the envelope it was in to the dead-letter topic with the error, commits
-it, and calls the handler again with the records after it.
+Each agent reads with a Kafka consumer of its own, in the consumer group ``<app_id>-agent_<name>``:
+its offsets are its own (a new agent starts at ``start``, whatever the sinks on the same topic
+have read), its lag shows under that group, and the workers of one topology share its
+partitions. An envelope's offset is committed when the handler asks for the record after its
+last: at least once, so make what it writes idempotent.
+
+A handler must keep iterating. When it raises, ``on_error`` decides: ``stop`` logs the error
+and stops the worker, non-zero, with nothing of the failing envelope committed; ``dead_letter``
+sends that envelope to the dead-letter topic with the error, commits it, and calls the handler
+again with the records after it. A handler that returns, or raises before it read a record (so
+there is no envelope to blame), stops the worker whatever ``on_error`` says: an agent that no
+longer runs is never hidden.
 """
 
 from __future__ import annotations
@@ -26,30 +34,26 @@ import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
-from faust.streams import Stream
-
-from headwater.runtime.topology import AgentSpec
+from headwater.runtime.topology import AgentSpec, Topology
+from schemas.dead_letter import Headers, dead_letter_headers
+from schemas.events import ProcessedEvent, RawEvent
 from schemas.serializer import decode_envelope
-from streams.checkpoint import Checkpoint
+from streams import telemetry
 from streams.errors import AgentError, AgentFailed
+from streams.plugins.api import AgentContext, AgentHandler, Event
+from streams.plugins.events import from_processed, from_raw
 
 if TYPE_CHECKING:
     import faust
-    from faust.types import StreamT, TopicT
+    from aiokafka import AIOKafkaConsumer
+    from faust.types import TopicT
 
+log = logging.getLogger("headwater.agents")
 
-@dataclass(frozen=True)
-class AgentContext:
-    """What an agent handler gets besides its events."""
-
-    name: str
-    app: faust.App
-    log: logging.Logger
-
-
-AgentHandler = Callable[[AsyncIterator[dict[str, Any]], AgentContext], Awaitable[None]]
+AGENT_POLL_RECORDS = 16
+"""Envelopes one fetch hands the agent's consumer: each holds up to a few thousand events."""
 
 
 def load_handler(ref: str) -> AgentHandler:
@@ -64,62 +68,173 @@ def load_handler(ref: str) -> AgentHandler:
     handler = getattr(module, attr, None)
     if not callable(handler):
         raise AgentError(f"module {module_name!r} has no function {attr!r}")
-    return handler  # type: ignore[no-any-return]
+    return cast(AgentHandler, handler)
+
+
+def consumer_group(app_id: str, agent: str) -> str:
+    """The agent's own consumer group: its offsets, and where its lag shows."""
+    return f"{app_id}-agent_{agent}"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One message of the agent's source topic: an envelope of records."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class AgentSource(Protocol):
+    """The agent's consumer (``KafkaAgentSource``; a list in unit tests)."""
+
+    async def next(self) -> Envelope:
+        """The next envelope; waits for one."""
+        ...
+
+    async def commit(self, envelope: Envelope) -> None:
+        """Mark ``envelope`` done: the group's offset moves past it."""
+        ...
+
+
+DeadLetterSender = Callable[[Envelope, Headers], Awaitable[None]]
+"""Send an envelope to the dead-letter topic and wait for Kafka's ack."""
+
+
+def events_of(envelope: Envelope) -> list[Event]:
+    """The envelope's records as ``Event`` objects; ``AgentError`` for a topic that holds no events."""
+    subject, records = decode_envelope(envelope.value)
+    if subject == "processed_envelope":
+        return [from_processed(cast(ProcessedEvent, r)) for r in records]
+    if subject == "raw_envelope":
+        return [from_raw(cast(RawEvent, r), envelope.topic) for r in records]
+    raise AgentError(f"topic {envelope.topic!r} holds {subject} envelopes, not events")
 
 
 class _Records:
-    """The source's records for the handler, one envelope at a time; survives a handler restart."""
+    """The source's events for the handler, one envelope at a time; survives a handler restart."""
 
-    def __init__(self, stream: StreamT[bytes], dead_letter_topic: TopicT) -> None:
-        self._messages = cast(Stream[bytes], stream).noack().events().__aiter__()
-        self._dead_letter_topic = dead_letter_topic
-        self.current: Checkpoint | None = None  # the envelope being handed out, not committed yet
+    def __init__(self, source: AgentSource) -> None:
+        self._source = source
+        self.current: Envelope | None = None  # the envelope being handed out, not committed yet
 
-    async def records(self) -> AsyncIterator[dict[str, Any]]:
-        """The records of each envelope, in order; an envelope commits when the one after it is read."""
-        async for message in self._messages:
-            if self.current is not None:
-                await self.current.commit()
-            self.current = Checkpoint([message], self._dead_letter_topic)
-            _, records = decode_envelope(message.value)
-            for record in records:
-                yield record
-
-    async def dead_letter_current(self, agent: str, error: str) -> None:
-        """Send the envelope the handler failed in to the dead-letter topic, and commit it."""
-        if self.current is None:
-            return
-        checkpoint, self.current = self.current, None
-        message = checkpoint.messages[0]
-        await checkpoint.dead_letter(message.value, message.key, reason="agent_failed", stage=f"agent_{agent}",
-                                     error=error, source_topic=message.message.topic)
-        await checkpoint.commit()
-
-
-def add_agent(app: faust.App, spec: AgentSpec, handler: AgentHandler, dead_letter_topic: TopicT,
-              crash: Callable[[BaseException], Awaitable[None]]) -> None:
-    """Run ``handler`` as the Faust agent ``agent_<name>`` over ``spec.source``, failing by ``spec.on_error``."""
-    log = logging.getLogger(f"headwater.agents.{spec.name}")
-    ctx = AgentContext(name=spec.name, app=app, log=log)
-
-    async def run(stream: StreamT[bytes]) -> None:
-        source = _Records(stream, dead_letter_topic)
-        logged: set[str] = set()
+    async def events(self) -> AsyncIterator[Event]:
+        """Each envelope's events in order; an envelope commits when the event after its last is asked for."""
         while True:
-            try:
-                await handler(source.records(), ctx)
-                return
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                if spec.on_error == "stop":
-                    log.error("agent %s failed (%s); the worker stops (on_error: stop)", spec.name, error,
-                              exc_info=exc)
-                    await crash(AgentFailed(f"agent {spec.name} failed: {error}"))
-                    return
-                if type(exc).__name__ not in logged:  # once per error type, with the traceback
-                    logged.add(type(exc).__name__)
-                    log.error("agent %s failed (%s); its envelope goes to the dead-letter topic and the "
-                              "agent goes on (on_error: dead_letter)", spec.name, error, exc_info=exc)
-                await source.dead_letter_current(spec.name, error)
+            self.current = await self._source.next()
+            for event in events_of(self.current):
+                yield event
+            await self._source.commit(self.current)
+            self.current = None
 
-    app.agent(app.topic(spec.source), name=f"agent_{spec.name}", concurrency=1)(run)
+    async def dead_letter_current(self, agent: str, error: str, send: DeadLetterSender) -> None:
+        """Send the envelope the handler failed in to the dead-letter topic, then commit it."""
+        if self.current is None:
+            raise AgentError("no envelope to dead-letter")
+        envelope, self.current = self.current, None
+        headers = dead_letter_headers(reason="agent_failed", stage=f"agent_{agent}", error=error,
+                                      source_topic=envelope.topic)
+        await send(envelope, headers)
+        await self._source.commit(envelope)
+        telemetry.EVENTS_DEAD_LETTERED.labels(f"agent_{agent}").inc()
+
+
+async def run_agent(spec: AgentSpec, handler: AgentHandler, ctx: AgentContext, source: AgentSource,
+                    dead_letter: DeadLetterSender) -> AgentFailed:
+    """Run ``handler`` over ``source`` until it can no longer run; the reason, for the worker to stop on.
+
+    Returns (rather than raises) ``AgentFailed``: under ``stop`` the first error, under
+    ``dead_letter`` a failure with nothing to dead-letter, and always a handler that returned.
+    Cancelled when the worker stops.
+    """
+    records = _Records(source)
+    logged: set[str] = set()
+    while True:
+        try:
+            await handler(records.events(), ctx)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if spec.on_error == "stop" or records.current is None:
+                why = "on_error: stop" if spec.on_error == "stop" else "before it read an event: nothing to dead-letter"
+                ctx.log.error("agent %s failed (%s); the worker stops (%s)", spec.name, error, why, exc_info=exc)
+                return AgentFailed(f"agent {spec.name} failed: {error}")
+            if type(exc).__name__ not in logged:  # once per error type, with the traceback
+                logged.add(type(exc).__name__)
+                ctx.log.error("agent %s failed (%s); its envelope goes to the dead-letter topic and the "
+                              "agent goes on (on_error: dead_letter)", spec.name, error, exc_info=exc)
+            await records.dead_letter_current(spec.name, error, dead_letter)
+        else:
+            ctx.log.error("agent %s returned; a handler must iterate its events for as long as the worker runs",
+                          spec.name)
+            return AgentFailed(f"agent {spec.name} returned: its handler stopped iterating its events")
+
+
+class KafkaAgentSource:
+    """The agent's own consumer: group ``<app_id>-agent_<name>``, offsets committed by ``commit``."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+
+    @classmethod
+    def create(cls, kafka: str, group: str, spec: AgentSpec) -> KafkaAgentSource:
+        from aiokafka import AIOKafkaConsumer
+
+        return cls(AIOKafkaConsumer(
+            spec.source, bootstrap_servers=kafka, group_id=group, client_id=group, enable_auto_commit=False,
+            auto_offset_reset=spec.start, max_poll_records=AGENT_POLL_RECORDS,
+            session_timeout_ms=10_000, heartbeat_interval_ms=2_000,  # as the worker's own consumer
+        ))
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def next(self) -> Envelope:
+        message = await self._consumer.getone()
+        return Envelope(message.topic, message.partition, message.offset, message.key, cast(bytes, message.value))
+
+    async def commit(self, envelope: Envelope) -> None:
+        from aiokafka import TopicPartition
+        from aiokafka.errors import CommitFailedError, IllegalStateError
+
+        try:
+            await self._consumer.commit({TopicPartition(envelope.topic, envelope.partition): envelope.offset + 1})
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The partition moved to another worker of the group meanwhile: it reads the envelope again.
+            log.info("offset %s of %s[%s] not committed (%s): its new owner reads it again",
+                     envelope.offset, envelope.topic, envelope.partition, exc)
+
+
+def add_agents(app: faust.App, topology: Topology, kafka: str, dead_letters: TopicT,
+               crash: Callable[[BaseException], Awaitable[None]]) -> None:
+    """One task per declared agent, started with the worker; a failed agent stops the worker."""
+    for spec in topology.agents:
+        _add_agent(app, topology.app_id, spec, load_handler(spec.handler), kafka, dead_letters, crash)
+
+
+def _add_agent(app: faust.App, app_id: str, spec: AgentSpec, handler: AgentHandler, kafka: str,
+               dead_letters: TopicT, crash: Callable[[BaseException], Awaitable[None]]) -> None:
+    ctx = AgentContext(name=spec.name, app=app, log=logging.getLogger(f"headwater.agents.{spec.name}"))
+
+    async def dead_letter(envelope: Envelope, headers: Headers) -> None:
+        ack = await dead_letters.send(key=envelope.key, value=envelope.value, headers=headers)
+        await ack
+
+    async def run() -> None:
+        source = KafkaAgentSource.create(kafka, consumer_group(app_id, spec.name), spec)
+        try:
+            await source.start()
+            failed: BaseException = await run_agent(spec, handler, ctx, source, dead_letter)
+        except Exception as exc:  # noqa: BLE001 - Kafka gone, a dead letter refused: the worker stops
+            failed = AgentFailed(f"agent {spec.name} cannot run: {type(exc).__name__}: {exc}")
+        finally:
+            await source.stop()
+        await crash(failed)
+
+    run.__name__ = f"agent_{spec.name}"
+    app.task(run)
+

@@ -4,7 +4,7 @@
   ``pipeline_historical`` does the same for the capture's historical topic, after live traffic
   (``streams.priority``);
 - ``sink_<name>`` reads its source topic and feeds its sink through ``sinks.agent.SinkAgent``;
-- ``agent_<name>`` runs a plugin agent's handler (``streams.agents``).
+- ``agent_<name>``, a task, runs a plugin agent's handler on a consumer of its own (``streams.agents``).
 
 Every batch of every agent commits through one ``streams.checkpoint.Checkpoint`` (flush sinks →
 await producer acks → ack the messages); the agents share the resources the worker opens once
@@ -32,7 +32,7 @@ from sinks.agent import SinkAgent
 from sinks.base import SourceEnvelope
 from sinks.errors import SinkError
 from sinks.registry import resolve_sink
-from streams.agents import add_agent, load_handler
+from streams.agents import add_agents
 from streams.batching import consume_in_batches
 from streams.checkpoint import Checkpoint
 from streams.components import build_stages
@@ -173,8 +173,7 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
         app.agent(app.topic(spec.source, maxsize=SINK_BUFFER_MESSAGES), name=f"sink_{spec.name}", concurrency=1)(
             _sink_agent(spec, endpoints, dead_letters, crash))
 
-    for agent in topology.agents:
-        add_agent(app, agent, load_handler(agent.handler), dead_letters, crash)
+    add_agents(app, topology, endpoints.kafka, dead_letters, crash)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any
 
-from aiokafka import errors as kafka_errors  # type: ignore[import-untyped]
+from aiokafka import errors as kafka_errors
 
 COORDINATOR_LOGGER = "aiokafka.consumer.group_coordinator"
 TRANSIENT_COORDINATOR_ERRORS = (

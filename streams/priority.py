@@ -105,7 +105,7 @@ class FaustOffsets:
         faust-streaming 0.15 runs aiokafka in a thread of its own (``consumer._thread``) and
         has no public call for this; ``call_thread`` runs a coroutine there.
         """
-        from aiokafka.structs import TopicPartition  # type: ignore[import-untyped]
+        from aiokafka.structs import TopicPartition
 
         partitions = [TopicPartition(tp.topic, tp.partition) for tp in tps]
         if not partitions:

@@ -1,6 +1,7 @@
 """The plugin API, version 1: everything a plugin author imports, and nothing else.
 
     from streams.plugins import Drop, Event, Plugin, PluginConfig, PluginContext, PluginError
+    from streams.plugins import AgentContext, Event          # an agent
 
 ``__all__`` is the stable surface (docs/plugins.md, "API v1: what is stable"); the test harness
 is ``streams.plugins.testing``. Modules under ``streams.plugins`` (``api``, ``stage``,
@@ -10,7 +11,16 @@ is ``streams.plugins.testing``. Modules under ``streams.plugins`` (``api``, ``st
 """
 
 from streams.errors import PluginError
-from streams.plugins.api import Event, NoSettings, Plugin, PluginConfig, PluginContext, PluginMetrics
+from streams.plugins.api import (
+    AgentContext,
+    AgentHandler,
+    Event,
+    NoSettings,
+    Plugin,
+    PluginConfig,
+    PluginContext,
+    PluginMetrics,
+)
 from streams.plugins.kv import KeyValueStore
 from streams.stages.base import Drop
 
@@ -18,6 +28,8 @@ API_VERSION = "1"
 
 __all__ = [
     "API_VERSION",
+    "AgentContext",
+    "AgentHandler",
     "Drop",
     "Event",
     "KeyValueStore",

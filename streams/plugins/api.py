@@ -39,15 +39,18 @@ the plugin runs before or after ``normalize`` (``streams.stages.normalize.merge_
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from streams.plugins.kv import KeyValueStore
 from streams.stages.base import Drop
+
+if TYPE_CHECKING:
+    import faust
 
 
 class PluginConfig(BaseModel):
@@ -74,6 +77,9 @@ class Event:
 
     ``set``/``set_once``: the person properties this event sets / sets if unset; ``properties``
     does not contain ``$set``/``$set_once`` (they are these two fields while the plugin runs).
+    ``person_id``/``person_properties``: the person the event was attributed to, known to an
+    agent on the pipeline's output; a plugin stage sees None and ``{}`` (it changes a person
+    through ``set``/``set_once``).
     """
 
     uuid: str
@@ -85,6 +91,8 @@ class Event:
     ip: str | None = None
     set: dict[str, Any] = field(default_factory=dict)
     set_once: dict[str, Any] = field(default_factory=dict)
+    person_id: str | None = None
+    person_properties: dict[str, Any] = field(default_factory=dict)
 
 
 class PluginMetrics(Protocol):
@@ -128,6 +136,18 @@ class Plugin(Generic[ConfigT]):
     async def close(self) -> None:
         """Called once when the worker stops, if ``setup`` succeeded."""
 
+
+@dataclass(frozen=True)
+class AgentContext:
+    """What an agent handler gets besides its events: its name, the worker's Faust app, a logger."""
+
+    name: str
+    app: faust.App
+    log: logging.Logger
+
+
+AgentHandler = Callable[[AsyncIterator[Event], AgentContext], Awaitable[None]]
+"""An agent: ``async def handler(events, ctx)``; it iterates ``events`` for as long as the worker runs."""
 
 BatchMethod = Callable[[list[Event], PluginContext[Any]], Awaitable[list[Event | Drop | None]]]
 """A plugin's optional ``process_batch`` (bound): the batch's events → one result per event."""

@@ -14,7 +14,6 @@ import inspect
 import logging
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -23,9 +22,9 @@ from streams import telemetry
 from streams.errors import PluginError, StageError
 from streams.event import PipelineEvent
 from streams.plugins.api import BatchMethod, Event, Plugin, PluginContext, PluginMetrics
+from streams.plugins.events import apply_plugin_event, give_back, to_plugin_event
 from streams.plugins.kv import KeyValueStore
 from streams.stages.base import Drop, Errored, Ok, Outcome
-from streams.stages.normalize import fold_person_updates, merge_person_updates
 
 DROP_REASON = re.compile(r"[a-z][a-z0-9_]{0,63}")
 """A plugin's ``Drop`` reason is a metric label: a fixed snake_case word ..."""
@@ -40,43 +39,6 @@ class StageMetrics:
 
     def count(self, name: str, amount: float = 1.0) -> None:
         telemetry.PLUGIN_EVENTS.labels(self._stage, name).inc(amount)
-
-
-def _take(props: dict[str, Any], key: str) -> dict[str, Any]:
-    value = props.get(key)
-    if not isinstance(value, dict):
-        return {}
-    del props[key]
-    return value
-
-
-def to_plugin_event(event: PipelineEvent) -> Event:
-    """The event as a plugin sees it. Moves the person updates out of ``event.properties``
-    (``apply_plugin_event`` puts them back)."""
-    raw = event.raw
-    fold_person_updates(event)
-    props = event.properties
-    return Event(
-        uuid=raw["uuid"], event=raw["event"], distinct_id=raw["distinct_id"], properties=props,
-        timestamp=datetime.fromtimestamp(raw["timestamp"] / 1_000_000, tz=UTC), team_id=event.team_id,
-        ip=raw["ip"], set=_take(props, "$set"), set_once=_take(props, "$set_once"),
-    )
-
-
-def _give_back(event: PipelineEvent, sent: Event) -> None:
-    """Put the person updates ``to_plugin_event`` took out back: the event may be tried again."""
-    merge_person_updates(event.properties, sent.set, sent.set_once)
-
-
-def apply_plugin_event(event: PipelineEvent, result: Event) -> None:
-    """Write what the plugin returned back into the pipeline event."""
-    raw = event.raw
-    raw["event"] = result.event
-    raw["distinct_id"] = result.distinct_id
-    raw["timestamp"] = int(result.timestamp.timestamp() * 1_000_000)
-    raw["ip"] = result.ip
-    merge_person_updates(result.properties, result.set, result.set_once)
-    event.properties = result.properties
 
 
 Result = Event | Drop | None
@@ -130,7 +92,7 @@ class PluginStage:
         except BaseException:
             # the events may be tried again (retry, a timeout, an outage): give their person updates back
             for event, sent in zip(events, incoming, strict=True):
-                _give_back(event, sent)
+                give_back(event, sent)
             raise
         return [self._outcome(event, sent, result)
                 for event, sent, result in zip(events, incoming, results, strict=True)]
@@ -153,7 +115,7 @@ class PluginStage:
 
     def _outcome(self, event: PipelineEvent, sent: Event, result: object) -> Outcome:
         if isinstance(result, Errored):
-            _give_back(event, sent)
+            give_back(event, sent)
             return result
         if result is None:
             event.warn("event_dropped_by_transformation", key=self.name, stage=self.name)
@@ -162,10 +124,10 @@ class PluginStage:
             try:
                 return self._checked(result)
             except PluginError as exc:
-                _give_back(event, sent)
+                give_back(event, sent)
                 return Errored(exc)
         if not isinstance(result, Event):
-            _give_back(event, sent)
+            give_back(event, sent)
             return Errored(PluginError(
                 f"plugin {self.name} returned {type(result).__name__}, not an Event, a Drop or None"))
         apply_plugin_event(event, result)

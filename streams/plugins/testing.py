@@ -28,9 +28,10 @@ import orjson
 from schemas.events import RawEvent
 from streams.event import PipelineEvent
 from streams.plugins.api import Event, Plugin
+from streams.plugins.events import to_plugin_event
 from streams.plugins.kv import MemoryKeyValue
 from streams.plugins.registry import resolve_plugin
-from streams.plugins.stage import PluginStage, to_plugin_event
+from streams.plugins.stage import PluginStage
 from streams.runner import start_stage
 from streams.stages.base import Drop, Errored, Ok
 

@@ -346,7 +346,7 @@ async def test_a_sync_plugin_runs_a_batch_in_one_thread_and_fails_only_the_bad_e
 
 # --- 6. the public surface: streams.plugins, its docs, the changelog, the scaffold ------------------------------
 
-PUBLIC = ["API_VERSION", "Drop", "Event", "KeyValueStore", "NoSettings", "Plugin", "PluginConfig", "PluginContext",
+PUBLIC = ["API_VERSION", "AgentContext", "AgentHandler", "Drop", "Event", "KeyValueStore", "NoSettings", "Plugin", "PluginConfig", "PluginContext",
           "PluginError", "PluginMetrics"]
 
 

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import pytest
-from aiokafka import errors as kafka_errors  # type: ignore[import-untyped]
+from aiokafka import errors as kafka_errors
 
 from streams.logs import COORDINATOR_LOGGER, quiet_worker_logs
 

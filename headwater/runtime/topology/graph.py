@@ -54,9 +54,19 @@ def graph_problems(topology: Topology) -> list[tuple[Loc, str]]:
     if "resolve_project" not in types or types[0] != "resolve_project":
         problems.append((("pipeline", "stages"), "the first stage must be `resolve_project` (others need the project)"))
 
+    capture = topology.capture
+    event_topics = [capture.topic, capture.overflow_topic, capture.historical_topic, pipeline.output]
+    agent_names: set[str] = set()
     for i, agent in enumerate(topology.agents):
+        if agent.name in agent_names:
+            problems.append((("agents", i, "name"), f"duplicate agent name {agent.name!r}"))
+        agent_names.add(agent.name)
         if agent.source not in known:
             problems.append((("agents", i, "source"), f"unknown topic {agent.source!r} (declared: {declared})"))
+        elif agent.source not in event_topics:
+            problems.append((("agents", i, "source"), f"topic {agent.source!r} holds no events: an agent reads a "
+                                                      f"capture topic or the pipeline's output "
+                                                      f"({', '.join(dict.fromkeys(event_topics))})"))
     names = [s.name for s in topology.sinks]
     for i, name in enumerate(names):
         if name in names[:i]:

@@ -118,12 +118,16 @@ class AgentSpec(Strict):
     """A plugin agent: your own async function over a topic's events (see docs/plugins.md)."""
 
     name: Name = Field(
-        description="Unique name of this agent (the Faust agent `agent_<name>`, in the worker's consumer group).")
-    source: Name = Field(description="Topic whose events it reads (envelopes are unpacked).")
+        description="Unique name of this agent; it reads in its own consumer group, `<app_id>-agent_<name>`.")
+    source: Name = Field(description="Topic whose events it reads: a capture topic or the pipeline's output.")
     handler: str = Field(pattern=r"^[\w.]+:\w+$", description="`package.module:function`.")
     on_error: Literal["stop", "dead_letter"] = Field(
         "stop", description="When the handler raises: `stop` the worker, or `dead_letter` the envelope it was in "
         "and go on with the next.")
+    start: Literal["earliest", "latest"] = Field(
+        "earliest", description="Where a new agent starts (one whose consumer group has no committed offset): "
+        "`earliest`, everything the topic still holds, or `latest`, only events that arrive after it starts. "
+        "Later starts go on from the group's offsets.")
 
 
 class Topology(Strict):
