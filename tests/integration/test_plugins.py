@@ -106,26 +106,76 @@ async def test_plugin_failures_follow_their_policy_and_nothing_is_lost(
     assert await wait_for_count(stack, f"SELECT count() FROM {table}", total) == total
 
 
-async def test_a_plugin_agent_reads_its_own_topic(stack: Endpoints, project: Project, start_gateway: StartGateway,
-                                                  start_worker: StartWorker,
-                                                  tmp_path: Path) -> None:
+def _tapped(tap: Path) -> list[list[str]]:
+    """What ``tests.fixtures.agents:tap`` wrote: one ``[agent, uuid, team_id, person_id, plan]`` per event."""
+    return [line.split() for line in tap.read_text().splitlines()] if tap.exists() else []
+
+
+async def test_a_plugin_agent_gets_processed_events_with_their_person(
+        stack: Endpoints, project: Project, start_gateway: StartGateway, start_worker: StartWorker,
+        tmp_path: Path) -> None:
     doc = isolated_topology(fresh_prefix("a"))
     doc["agents"] = [{"name": "tap", "source": doc["pipeline"]["output"], "handler": "tests.fixtures.agents:tap"}]
     pipeline = isolated_pipeline(stack.kafka, tmp_path / "topology.yaml", doc)
     gateway = start_gateway(pipeline)
     tap = tmp_path / "tap.txt"
     worker = start_worker(pipeline, HEADWATER_TEST_TAP_FILE=str(tap))
-    events = [_event("e", f"u{i}") for i in range(10)]
+    events = [_event("e", f"u{i}", **{"$set": {"plan": "pro"}}) for i in range(10)]
     response = httpx.post(f"{gateway.url}/batch/", content=orjson.dumps({"api_key": project.api_token,
                                                                           "batch": events}))
     assert response.status_code == 200
 
-    def tapped() -> set[str]:
-        return set(tap.read_text().split()) if tap.exists() else set()
-
-    wait_until(lambda: len(tapped()) >= len(events), 30, lambda: f"the agent tapped {len(tapped())} events",
+    wait_until(lambda: len(_tapped(tap)) >= len(events), 60, lambda: f"the agent tapped {len(_tapped(tap))} events",
                interval=0.25, logs=[worker])
-    assert tapped() == {e["uuid"] for e in events}
+    rows = _tapped(tap)
+    assert sorted(uuid for _, uuid, *_ in rows) == sorted(e["uuid"] for e in events)
+    table = f"events FINAL WHERE team_id = {project.id}"
+    assert await wait_for_count(stack, f"SELECT count() FROM {table}", len(events)) == len(events)
+    persons = await select(stack, f"SELECT toString(uuid), toString(person_id) FROM events FINAL "
+                                  f"WHERE team_id = {project.id}")
+    assert {(uuid, str(project.id), person, "pro") for uuid, person in persons.rows} == {
+        (uuid, team, person, plan) for _, uuid, team, person, plan in rows}
+
+
+async def test_a_new_agent_starts_where_the_topology_says(
+        stack: Endpoints, project: Project, start_gateway: StartGateway, start_worker: StartWorker,
+        tmp_path: Path) -> None:
+    doc = isolated_topology(fresh_prefix("a"))
+    doc["agents"] = [{"name": name, "source": doc["capture"]["topic"], "handler": "tests.fixtures.agents:tap",
+                      "start": name} for name in ("earliest", "latest")]
+    pipeline = isolated_pipeline(stack.kafka, tmp_path / "topology.yaml", doc)
+    gateway = start_gateway(pipeline)
+
+    def send(events: list[dict[str, Any]]) -> None:
+        response = httpx.post(f"{gateway.url}/batch/", content=orjson.dumps({"api_key": project.api_token,
+                                                                              "batch": events}))
+        assert response.status_code == 200  # in Kafka
+
+    before = [_event("before", f"u{i}") for i in range(5)]
+    send(before)  # while no worker runs: only an agent that starts at the earliest offset sees them
+    tap = tmp_path / "tap.txt"
+    worker = start_worker(pipeline, HEADWATER_TEST_TAP_FILE=str(tap))
+
+    def seen(agent: str) -> set[str]:
+        return {uuid for name, uuid, *_ in _tapped(tap) if name == agent}
+
+    wait_until(lambda: seen("earliest") >= {e["uuid"] for e in before}, 60,
+               lambda: f"the earliest agent tapped {len(seen('earliest'))} of {len(before)}", interval=0.25,
+               logs=[worker])
+    after: list[dict[str, Any]] = []
+
+    def latest_caught_up() -> bool:  # it joins its group on its own time: send until it taps
+        if not seen("latest") & {e["uuid"] for e in after}:
+            after.append(_event("after", "u-after"))
+            send(after[-1:])
+            return False
+        return True
+
+    wait_until(latest_caught_up, 60, "the latest agent tapped nothing sent after the worker started", interval=0.5,
+               logs=[worker])
+    assert not seen("latest") & {e["uuid"] for e in before}
+    # a capture topic's events have no project yet
+    assert {team for name, _, team, *_ in _tapped(tap) if name == "earliest"} == {"None"}
 
 
 @pytest.mark.parametrize("on_error", ["stop", "dead_letter"])

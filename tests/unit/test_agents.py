@@ -159,7 +159,8 @@ async def test_a_handler_that_fails_before_reading_stops_the_worker(on_error: st
 
     failed = await asyncio.wait_for(run_agent(_spec(on_error), broken, CTX, ListSource(_envelope(0, "a")),
                                               DeadLetters()), 5)
-    assert isinstance(failed, AgentFailed) and "AttributeError: no such thing" in str(failed)
+    assert isinstance(failed, AgentFailed)
+    assert "AttributeError: no such thing" in str(failed)
     assert calls == 1  # not called again and again with nothing to dead-letter
 
 
@@ -171,4 +172,5 @@ async def test_a_handler_that_returns_stops_the_worker(on_error: str) -> None:
 
     failed = await asyncio.wait_for(run_agent(_spec(on_error), first_only, CTX, ListSource(_envelope(0, "a")),
                                               DeadLetters()), 5)
-    assert isinstance(failed, AgentFailed) and "returned" in str(failed)
+    assert isinstance(failed, AgentFailed)
+    assert "returned" in str(failed)

@@ -346,8 +346,8 @@ async def test_a_sync_plugin_runs_a_batch_in_one_thread_and_fails_only_the_bad_e
 
 # --- 6. the public surface: streams.plugins, its docs, the changelog, the scaffold ------------------------------
 
-PUBLIC = ["API_VERSION", "AgentContext", "AgentHandler", "Drop", "Event", "KeyValueStore", "NoSettings", "Plugin", "PluginConfig", "PluginContext",
-          "PluginError", "PluginMetrics"]
+PUBLIC = ["API_VERSION", "AgentContext", "AgentHandler", "Drop", "Event", "KeyValueStore", "NoSettings", "Plugin",
+          "PluginConfig", "PluginContext", "PluginError", "PluginMetrics"]
 
 
 def test_streams_plugins_exports_exactly_api_v1() -> None:
