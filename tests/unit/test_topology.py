@@ -150,24 +150,17 @@ def test_stage_order_is_checked(tmp_path: Path) -> None:
 
 
 def test_agents_read_events_under_names_of_their_own(tmp_path: Path) -> None:
-    problems = _problems(tmp_path, GRAPH_BASE + """\
-    - {name: resolve_project, type: resolve_project}
-    - {name: prepare, type: prepare}
+    def agents(start: str) -> str:
+        return GRAPH_BASE + f"""\
+    - {{name: resolve_project, type: resolve_project}}
+    - {{name: prepare, type: prepare}}
 agents:
-  - {name: a, source: events_processed, handler: "tests.fixtures.agents:tap"}
-  - {name: a, source: events_dlq, handler: "tests.fixtures.agents:tap", start: newest}
-""")
-    assert problems == [
-        "16:73 agents[1].start: 'newest' is not one of earliest, latest",
-    ]
-    problems = _problems(tmp_path, GRAPH_BASE + """\
-    - {name: resolve_project, type: resolve_project}
-    - {name: prepare, type: prepare}
-agents:
-  - {name: a, source: events_processed, handler: "tests.fixtures.agents:tap"}
-  - {name: a, source: events_dlq, handler: "tests.fixtures.agents:tap", start: latest}
-""")
-    assert problems == [
+  - {{name: a, source: events_processed, handler: "tests.fixtures.agents:tap"}}
+  - {{name: a, source: events_dlq, handler: "tests.fixtures.agents:tap", start: {start}}}
+"""
+
+    assert _problems(tmp_path, agents("newest")) == ["16:73 agents[1].start: 'newest' is not one of earliest, latest"]
+    assert _problems(tmp_path, agents("latest")) == [
         "16:6 agents[1].name: duplicate agent name 'a'",
         "16:15 agents[1].source: topic 'events_dlq' holds no events: an agent reads a capture topic or the "
         "pipeline's output (events_raw, events_overflow, events_historical, events_processed)",
