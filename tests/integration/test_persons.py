@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
+import pytest
 from confluent_kafka import KafkaException
 from posthog import Posthog
 
@@ -33,23 +37,44 @@ def sdk(project: Project, url: str) -> Posthog:
     return Posthog(project.api_token, host=url, flush_at=50, max_retries=0)
 
 
-async def test_an_anonymous_visitor_who_identifies_counts_as_one_person(
-        stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway,
-        start_worker: StartWorker) -> None:
+@dataclass
+class Running:
+    """A gateway and a worker on the test's pipeline, and the SDK client sending to them."""
+
+    stack: Endpoints
+    team: int
+    client: Posthog
+    logs: list[Path]
+
+    async def rows(self, table: str, expected: int, where: str = "") -> int:
+        """Wait until ``table`` (FINAL) holds ``expected`` rows of the team (``where``: more conditions)."""
+        condition = f" AND {where}" if where else ""
+        return await wait_for_count(self.stack, f"SELECT count() FROM {table} FINAL WHERE team_id = {self.team}"
+                                                f"{condition}", expected, logs=self.logs)
+
+
+@pytest.fixture
+def running(stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway,
+            start_worker: StartWorker) -> Iterator[Running]:
     gateway = start_gateway(pipeline)
     worker = start_worker(pipeline)
     client = sdk(project, gateway.url)
+    yield Running(stack, project.id, client, [worker.log])
+    client.shutdown()  # idempotent: most tests shut it down to flush
+
+
+async def test_an_anonymous_visitor_who_identifies_counts_as_one_person(
+        stack: Endpoints, running: Running) -> None:
+    team, client = running.team, running.client
     for i in range(10):
         client.capture("$pageview", distinct_id="anon-1", properties={"i": i, "$set_once": {"first_page": i}})
     client.capture("$identify", distinct_id="user-1",
                    properties={"$anon_distinct_id": "anon-1", "$set": {"email": "u1@example.com"}})
     client.capture("purchased", distinct_id="user-1")
     client.shutdown()
-    team = project.id
-    await wait_for_count(stack, f"SELECT count() FROM events FINAL WHERE team_id = {team}", 12, logs=[worker.log])
+    await running.rows("events", 12)
     assert await count(stack, unique_people(team)) == 1
-    await wait_for_count(stack, f"SELECT count() FROM person FINAL WHERE team_id = {team} AND is_deleted = 0", 1,
-                         logs=[worker.log])
+    await running.rows("person", 1, "is_deleted = 0")
     [[properties, identified]] = (await select(
         stack, f"SELECT properties, is_identified FROM person FINAL WHERE team_id = {team} AND is_deleted = 0")).rows
     assert json.loads(properties)["email"] == "u1@example.com"
@@ -66,60 +91,46 @@ async def test_an_anonymous_visitor_who_identifies_counts_as_one_person(
 
 
 async def test_merging_two_people_moves_past_events_through_the_overrides(
-        stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway,
-        start_worker: StartWorker) -> None:
-    gateway = start_gateway(pipeline)
-    worker = start_worker(pipeline)
-    team = project.id
-    client = sdk(project, gateway.url)
+        stack: Endpoints, running: Running) -> None:
+    team, client = running.team, running.client
     for i in range(5):
         client.capture("$pageview", distinct_id="phone", properties={"i": i})
         client.capture("$pageview", distinct_id="laptop", properties={"i": i})
     client.flush()
-    await wait_for_count(stack, f"SELECT count() FROM events FINAL WHERE team_id = {team}", 10, logs=[worker.log])
+    await running.rows("events", 10)
     assert await count(stack, unique_people(team)) == 2
     client.alias(previous_id="laptop", distinct_id="phone")  # $create_alias: phone's person merges into laptop's
     client.shutdown()
-    await wait_for_count(stack, f"SELECT count() FROM person_distinct_id_overrides FINAL WHERE team_id = {team}", 1,
-                         logs=[worker.log])
-    await wait_for_count(stack, f"SELECT count() FROM events FINAL WHERE team_id = {team}", 11, logs=[worker.log])
+    await running.rows("person_distinct_id_overrides", 1)
+    await running.rows("events", 11)
     assert await count(stack, unique_people(team)) == 1
-    await wait_for_count(stack, f"SELECT count() FROM person FINAL WHERE team_id = {team} AND is_deleted = 1", 1,
-                         logs=[worker.log])
+    await running.rows("person", 1, "is_deleted = 1")
     assert await count(stack, f"SELECT count() FROM person FINAL WHERE team_id = {team} AND is_deleted = 0") == 1
 
 
 async def test_an_illegal_id_is_not_merged_and_says_why(
-        stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway,
-        start_worker: StartWorker) -> None:
-    gateway = start_gateway(pipeline)
-    worker = start_worker(pipeline)
-    team = project.id
-    client = sdk(project, gateway.url)
+        stack: Endpoints, running: Running) -> None:
+    team, client = running.team, running.client
     client.capture("$pageview", distinct_id="anonymous")
     client.capture("$identify", distinct_id="user-2", properties={"$anon_distinct_id": "anonymous"})
     client.shutdown()
     await wait_for_count(stack, f"SELECT count() FROM ingestion_warnings WHERE team_id = {team} "
-                                f"AND type = 'cannot_merge_with_illegal_distinct_id'", 1, logs=[worker.log])
+                                f"AND type = 'cannot_merge_with_illegal_distinct_id'", 1, logs=running.logs)
     assert await count(stack, f"SELECT uniqExact(person_id) FROM events FINAL WHERE team_id = {team}") == 2
 
 
 async def test_groups_fill_the_group_columns_and_groupidentify_fills_the_groups_table(
-        stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway,
-        start_worker: StartWorker) -> None:
-    gateway = start_gateway(pipeline)
-    worker = start_worker(pipeline)
-    team = project.id
-    client = sdk(project, gateway.url)
+        stack: Endpoints, running: Running) -> None:
+    team, client = running.team, running.client
     client.group_identify("company", "acme", {"plan": "pro"}, distinct_id="admin")
     client.capture("report_viewed", distinct_id="admin", groups={"company": "acme", "project": "p-1"})
     client.shutdown()
-    await wait_for_count(stack, f"SELECT count() FROM events FINAL WHERE team_id = {team}", 2, logs=[worker.log])
+    await running.rows("events", 2)
     [[company, project_key]] = (await select(
         stack, f"SELECT `$group_0`, `$group_1` FROM events FINAL WHERE team_id = {team} "
                f"AND event = 'report_viewed'")).rows
     assert (company, project_key) == ("acme", "p-1")
-    await wait_for_count(stack, f"SELECT count() FROM groups FINAL WHERE team_id = {team}", 1, logs=[worker.log])
+    await running.rows("groups", 1)
     [[index, key, properties]] = (await select(
         stack, f"SELECT group_type_index, group_key, group_properties FROM groups FINAL WHERE team_id = {team}")).rows
     assert (index, key, json.loads(properties)) == (0, "acme", {"plan": "pro"})
@@ -171,14 +182,10 @@ async def test_two_workers_on_a_burst_of_merges_lose_no_property_and_make_one_pe
 
 
 async def test_the_person_rules_one_user_each(
-        stack: Endpoints, pipeline: Pipeline, project: Project, start_gateway: StartGateway,
-        start_worker: StartWorker) -> None:
+        stack: Endpoints, running: Running) -> None:
     """$unset, the already-identified refusal and $merge_dangerously, personless events, and
     the volatile-keys filter, each on users of its own, through the real SDK."""
-    gateway = start_gateway(pipeline)
-    worker = start_worker(pipeline)
-    team = project.id
-    client = sdk(project, gateway.url)
+    team, client = running.team, running.client
     # first what each rule starts from (merges must find both people there: they are on other partitions)
     client.capture("$set", distinct_id="unset-1", properties={"$set": {"a": 1, "b": 2}})
     for who in ("alice", "bob", "dave", "erin"):
@@ -187,7 +194,7 @@ async def test_the_person_rules_one_user_each(
                                                                  "$set": {"x": 1}})
     client.capture("$pageview", distinct_id="volatile", properties={"$set": {"$current_url": "/a", "plan": "pro"}})
     client.flush()
-    await wait_for_count(stack, f"SELECT count() FROM events FINAL WHERE team_id = {team}", 7, logs=[worker.log])
+    await running.rows("events", 7)
     client.capture("$set", distinct_id="unset-1", properties={"$unset": ["a"]})  # $unset removes
     # two identified people: $identify may not merge them, $merge_dangerously may
     client.capture("$identify", distinct_id="bob", properties={"$anon_distinct_id": "alice"})
@@ -198,7 +205,7 @@ async def test_the_person_rules_one_user_each(
     # the volatile keys alone do not write the person again
     client.capture("$pageview", distinct_id="volatile", properties={"$set": {"$current_url": "/b"}})
     client.shutdown()
-    await wait_for_count(stack, f"SELECT count() FROM events FINAL WHERE team_id = {team}", 11, logs=[worker.log])
+    await running.rows("events", 11)
 
     async with await psycopg.AsyncConnection.connect(stack.postgres) as conn:
         async def person_of(distinct_id: str) -> tuple[str, dict[str, object], int] | None:
