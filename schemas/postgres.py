@@ -103,6 +103,22 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        5,
+        # How far each source partition's person updates are applied, moved in the same transaction
+        # as the person writes: a batch read again after a crash skips what it already applied.
+        # Keyed by Kafka's topic id (its base64 text), so a topic deleted and created again starts from nothing.
+        """
+        CREATE TABLE person_offsets (
+            topic_id text NOT NULL,
+            partition integer NOT NULL,
+            topic text NOT NULL,
+            "offset" bigint NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (topic_id, partition)
+        );
+        """,
+    ),
 )
 
 BOOKKEEPING = """

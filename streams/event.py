@@ -17,6 +17,23 @@ MAX_EVENT_NAME = 200
 PERSON_NAMESPACE = uuid.UUID("932979b4-65c3-4424-8467-0b66ec27bc22")
 
 
+Partition = tuple[str, int]
+"""A source topic's partition: ``(topic, partition)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where an event was read: its envelope's topic, partition and offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def key(self) -> Partition:
+        return self.topic, self.partition
+
+
 @dataclass(frozen=True)
 class Warning:
     """An ingestion warning: written at most once per (team, type, key) an hour."""
@@ -43,7 +60,7 @@ class PipelineEvent:
     are set by the ``resolve_project`` stage, ``person`` and ``groups`` by ``persons``; ``processed`` (the
     ``ProcessedEvent`` it leaves as) by ``prepare``. Stages and plugins may rewrite ``raw``;
     ``original`` keeps the event as it arrived, for the dead-letter topic, and
-    ``source_topic`` says where it came from.
+    ``source_topic`` and ``position`` say where it came from.
     """
 
     raw: RawEvent
@@ -56,14 +73,15 @@ class PipelineEvent:
     person: EventPerson | None = None
     groups: dict[int, str] = field(default_factory=dict)  # group type index -> key: the $group_0..4 columns
     processed: ProcessedEvent | None = None
+    position: Position | None = None  # where it was read; None outside the worker (tests, topology test)
 
     @classmethod
-    def from_raw(cls, raw: RawEvent, source_topic: str) -> PipelineEvent:
+    def from_raw(cls, raw: RawEvent, source_topic: str, position: Position | None = None) -> PipelineEvent:
         props = orjson.loads(raw["properties"]) if raw["properties"] else {}
         # stages and plugins rewrite raw fields; a shallow copy keeps what arrived (values are immutable)
         original = raw.copy()
         return cls(raw=raw, source_topic=source_topic, original=original,
-                   properties=props if isinstance(props, dict) else {})
+                   properties=props if isinstance(props, dict) else {}, position=position)
 
     @property
     def arrived(self) -> RawEvent:

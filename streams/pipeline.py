@@ -20,7 +20,7 @@ from schemas.processed_writer import encode_processed_envelope
 from schemas.serializer import AvroSerializer
 from streams import telemetry
 from streams.checkpoint import Checkpoint
-from streams.event import PipelineEvent
+from streams.event import PipelineEvent, Position
 from streams.outbox import Outbox, OutMessage, Send
 from streams.runner import StageRunner
 from streams.warnings import WarningLimiter
@@ -77,7 +77,8 @@ class Pipeline:
                 await checkpoint.dead_letter(message.value, message.key, reason="undecodable", stage="decode",
                                              error=str(exc), source_topic=source)
                 continue
-            events.extend(PipelineEvent.from_raw(raw, source) for raw in raws)
+            position = Position(source, message.message.partition, message.message.offset)
+            events.extend(PipelineEvent.from_raw(raw, source, position) for raw in raws)
         result = await self._runner.run(events)
         for failed in result.dead_lettered:
             arrived = failed.event.arrived

@@ -17,6 +17,7 @@ from headwater.runtime.projects import ProjectResolver
 from headwater.runtime.settings import Endpoints
 from headwater.runtime.topology import PersonTopics
 from streams.outbox import Outbox
+from streams.persons.offsets import KafkaTopicIds
 from streams.persons.store import PersonStore
 from streams.plugins.kv import RedisKeyValue
 from streams.stages.base import StageResources
@@ -59,7 +60,8 @@ class WorkerResources:
                     connections=connections,
                     projects=ProjectResolver(connections.postgres, connections.redis, self._token_cache_seconds),
                     warnings=WarningLimiter(connections.redis),
-                    persons=PersonStore(connections.postgres, connections.redis, self._person_topics),
+                    persons=PersonStore(connections.postgres, connections.redis, self._person_topics,
+                                        KafkaTopicIds(self._endpoints.kafka)),
                 )
             self._users += 1
             return self._opened

@@ -29,6 +29,9 @@ HISTORICAL_WAIT_SECONDS = Counter(
 PERSON_LOOKUPS = Counter(
     "headwater_stream_person_lookups", "Distinct ids the persons stage looked up, by where they were found.", ["source"]
 )
+PERSON_EVENTS_REPLAYED = Counter(
+    "headwater_stream_person_events_replayed",
+    "Person events read again after a crash that the store had applied: left out, not applied twice.")
 PERSON_WRITE_CONFLICTS = Counter(
     "headwater_stream_person_write_conflicts", "Person writes that lost to another writer and were applied again."
 )

@@ -2,7 +2,8 @@
 
 It keeps the same promises as ``PersonStore``: a write is refused with ``PersonConflict``
 when a person is no longer at the version it was read at or a distinct id got an owner since,
-and merges move every distinct id of the source.
+merges move every distinct id of the source, and a batch overlapping the applied offsets is
+refused with ``AlreadyApplied``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import copy
 from collections.abc import Collection, Mapping, Sequence
 
 from headwater.runtime.topology import PersonTopics
+from streams.event import Partition
 from streams.outbox import OutMessage, Send
 from streams.persons.groups import GroupUpdate, next_indexes
-from streams.persons.process import PersonConflict
+from streams.persons.offsets import Progress
+from streams.persons.process import AlreadyApplied, PersonConflict
 from streams.persons.rows import DistinctIdRow, GroupRow, PersonRow, Written, envelopes
 from streams.persons.rules import Changes, Known, Person
 
@@ -28,6 +31,7 @@ class MemoryPersonStore:
         self.overrides: dict[tuple[int, str], str] = {}
         self.group_type_index: dict[int, dict[str, int]] = {}
         self.groups: dict[tuple[int, int, str], GroupRow] = {}
+        self.offsets: dict[Partition, int] = {}  # how far each partition's person updates are applied
 
     async def load(self, ids: Collection[tuple[int, str]], *, use_cache: bool = True) -> dict[int, Known]:
         known: dict[int, Known] = {}
@@ -37,9 +41,13 @@ class MemoryPersonStore:
             known[team] = Known(owners, persons)
         return known
 
-    async def write(self, changes: Mapping[int, Changes]) -> Written:
+    async def write(self, changes: Mapping[int, Changes], progress: Progress) -> Written:
+        overlap = {k: self.offsets[k] for k in progress if k in self.offsets and self.offsets[k] >= progress[k][0]}
+        if overlap:
+            raise AlreadyApplied(overlap)
         for team, c in changes.items():
             self._check(team, c)
+        self.offsets.update({k: last for k, (_, last) in progress.items()})
         written = Written()
         for team, c in changes.items():
             self._apply(team, c, written)

@@ -66,6 +66,11 @@ class PersonEvent:
     unset: Sequence[str] = ()
     merge_from: str | None = None
 
+    @property
+    def changes_person(self) -> bool:
+        """Whether the event can change a person: it sets, unsets or merges (creating one aside)."""
+        return bool(self.set or self.set_once or self.unset or self.merge_from is not None)
+
     @classmethod
     def from_properties(cls, name: str, distinct_id: str, timestamp: int, properties: Mapping[str, Any]) -> PersonEvent:
         """Read ``$set``, ``$set_once``, ``$unset`` and the id to merge from an event's properties."""
@@ -187,6 +192,15 @@ class PersonBatch:
                 _update(person.properties, event)
                 self._write(person, written)
         return Applied(person.uuid, self._properties_json(person), person.created_at, warning)
+
+    def replayed(self, event: PersonEvent) -> Applied:
+        """An event the store already applied (read again after a crash): the person it belongs to
+        now, nothing changed; applied as new if its distinct id has no person."""
+        uuid = self.owner(event.distinct_id)
+        if uuid is None:
+            return self.apply(event)
+        person = self._peek(uuid)
+        return Applied(person.uuid, self._properties_json(person), person.created_at, None)
 
     def _merge(self, event: PersonEvent, source: str, written: set[str]) -> Warning | None:
         target = event.distinct_id

@@ -34,7 +34,8 @@ from headwater.runtime.topology import PersonTopics
 from streams import telemetry
 from streams.outbox import OutMessage, Send
 from streams.persons.groups import GroupUpdate, next_indexes
-from streams.persons.process import PersonConflict
+from streams.persons.offsets import Progress, TopicIds
+from streams.persons.process import AlreadyApplied, PersonConflict
 from streams.persons.rows import DistinctIdRow, GroupRow, PersonRow, Written, envelopes
 from streams.persons.rules import Changes, Known, Person
 
@@ -112,6 +113,20 @@ RETURNING id
 
 _DELETE_OUTBOX = "DELETE FROM person_outbox WHERE id = ANY(%s)"
 
+_APPLIED_OFFSETS = """
+SELECT o.topic, o.partition, o."offset" FROM person_offsets o
+JOIN unnest(%s::text[], %s::integer[]) AS q (topic_id, partition)
+  ON o.topic_id = q.topic_id AND o.partition = q.partition
+ORDER BY o.topic_id, o.partition
+FOR UPDATE OF o
+"""
+
+_MOVE_OFFSETS = """
+INSERT INTO person_offsets AS o (topic_id, partition, topic, "offset")
+SELECT * FROM unnest(%s::text[], %s::integer[], %s::text[], %s::bigint[])
+ON CONFLICT (topic_id, partition) DO UPDATE SET "offset" = EXCLUDED."offset", updated_at = now()
+"""
+
 _STALE_OUTBOX = """
 SELECT id, topic, value, count FROM person_outbox
 WHERE created_at < now() - %s * interval '1 second' AND topic = ANY(%s)
@@ -171,10 +186,11 @@ class PersonStore:
     """
 
     def __init__(self, postgres: AsyncConnectionPool[Any], redis: aioredis.Redis, topics: PersonTopics | None,
-                 cache_seconds: int = CACHE_SECONDS) -> None:
+                 topic_ids: TopicIds, cache_seconds: int = CACHE_SECONDS) -> None:
         self._pool = postgres
         self._redis = redis
         self._topics = topics
+        self._topic_ids = topic_ids
         self._cache_seconds = cache_seconds
         self._set_if_newer = redis.register_script(_SET_IF_NEWER)
         self._delivered: list[int] = []  # acknowledged, to delete with the next write (or relay)
@@ -243,19 +259,23 @@ class PersonStore:
 
     # -- writing -------------------------------------------------------------------------------
 
-    async def write(self, changes: Mapping[int, Changes]) -> Written:
-        """Write every team's ``Changes`` in one transaction; ``PersonConflict`` if another writer won.
+    async def write(self, changes: Mapping[int, Changes], progress: Progress) -> Written:
+        """Write every team's ``Changes`` and move the applied offsets (``streams.persons.offsets``)
+        in one transaction; ``PersonConflict`` if another writer won, ``AlreadyApplied`` if a
+        partition was applied past ``progress``'s first offset.
 
         The rows for ClickHouse are stored with the write and come back as ``Written.messages``.
         """
         changes = {team: c for team, c in changes.items() if not c.empty}
         written = Written()
-        if not changes:
+        if not changes and not progress:
             return written
+        topic_ids = await self._topic_ids({topic for topic, _ in progress}) if progress else {}
         await self._forget(changes)
         delivered, self._delivered = self._delivered, []
         try:
             async with self._pool.connection(timeout=5.0) as conn, conn.transaction():
+                await self._move_offsets(conn, progress, topic_ids)
                 await self._apply(conn, changes, written)
                 messages = await self._store_messages(conn, written)
                 if delivered:
@@ -353,6 +373,20 @@ class PersonStore:
             except (psycopg.Error, TimeoutError) as exc:
                 raise Unavailable(f"cannot clear the person outbox: {exc}", "persons_unavailable") from exc
         return len(stale)
+
+    async def _move_offsets(self, conn: psycopg.AsyncConnection[Any], progress: Progress,
+                            topic_ids: Mapping[str, str]) -> None:
+        """Lock the partitions' applied offsets; refuse a batch that overlaps them, else move them on."""
+        if not progress:
+            return
+        keys = sorted(progress)
+        cur = await conn.execute(_APPLIED_OFFSETS, ([topic_ids[t] for t, _ in keys], [p for _, p in keys]))
+        applied = {(r["topic"], r["partition"]): r["offset"] for r in await cur.fetchall()}
+        overlap = {key: offset for key, offset in applied.items() if key in progress and offset >= progress[key][0]}
+        if overlap:
+            raise AlreadyApplied(overlap)
+        await conn.execute(_MOVE_OFFSETS, ([topic_ids[t] for t, _ in keys], [p for _, p in keys],
+                                           [t for t, _ in keys], [progress[k][1] for k in keys]))
 
     async def _apply(self, conn: psycopg.AsyncConnection[Any], changes: Mapping[int, Changes],
                      written: Written) -> None:

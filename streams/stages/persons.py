@@ -23,7 +23,7 @@ from typing import cast
 
 from headwater.errors import Unavailable
 from streams.errors import StageError
-from streams.event import EventPerson, PipelineEvent
+from streams.event import EventPerson, PipelineEvent, Position
 from streams.outbox import Outbox
 from streams.persons.groups import MAX_GROUP_KEY, GroupUpdate, combine, group_key
 from streams.persons.process import PersonStorage, apply_batch
@@ -89,7 +89,7 @@ class Persons(BaseStage):
 
     async def process_batch(self, events: Sequence[PipelineEvent]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(events)
-        work: list[tuple[int, int, PersonEvent]] = []
+        work: list[tuple[int, int, PersonEvent, Position | None]] = []
         for i, event in enumerate(events):
             if not event.processes_person:
                 outcomes[i] = _personless(event)
@@ -99,11 +99,11 @@ class Persons(BaseStage):
             else:
                 raw = event.raw
                 work.append((i, event.team_id, PersonEvent.from_properties(
-                    raw["event"], raw["distinct_id"], raw["timestamp"], event.properties)))
+                    raw["event"], raw["distinct_id"], raw["timestamp"], event.properties), event.position))
         if work:
-            applied, written = await apply_batch(self._store, [(team, e) for _, team, e in work])
+            applied, written = await apply_batch(self._store, [(team, e, p) for _, team, e, p in work])
             self._outbox.add(written.messages)
-            for (i, _, _), result in zip(work, applied, strict=True):
+            for (i, *_), result in zip(work, applied, strict=True):
                 event = events[i]
                 event.person = EventPerson(result.person_uuid, result.properties_json, result.created_at)
                 if result.warning is not None:

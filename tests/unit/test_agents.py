@@ -42,7 +42,7 @@ def _processed(name: str, properties: dict[str, Any]) -> ProcessedEvent:
 
 def _envelope(offset: int, *names: str) -> Envelope:
     rows = [_processed(name, {}) for name in names]
-    return Envelope("events_processed", 0, offset, b"k", encode_envelope("processed_envelope", list(rows)))
+    return Envelope("events_processed", 0, offset, b"k", encode_envelope("processed_envelope", [dict(r) for r in rows]))
 
 
 class ListSource:

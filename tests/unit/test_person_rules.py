@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.event import person_uuid
+from streams.event import Position, person_uuid
 from streams.persons.ids import illegal_distinct_id
 from streams.persons.memory import MemoryPersonStore
 from streams.persons.process import apply_batch
@@ -43,7 +43,7 @@ class Store:
         return asyncio.run(self.memory.load({(TEAM, d) for d in self.owners} | {(TEAM, "-")}))[TEAM]
 
     def run(self, *events: PersonEvent) -> list[Applied]:
-        applied, _ = asyncio.run(apply_batch(self.memory, [(TEAM, e) for e in events]))
+        applied, _ = asyncio.run(apply_batch(self.memory, [(TEAM, e, None) for e in events]))
         return applied
 
     def person_of(self, distinct_id: str) -> Person:
@@ -219,3 +219,26 @@ def test_a_batch_of_known_persons_with_nothing_new_writes_nothing() -> None:
               event("$identify", "user", **{"$anon_distinct_id": "anon"})]:
         batch.apply(e)
     assert batch.changes().empty
+
+
+def test_a_batch_read_again_after_a_crash_is_not_applied_twice() -> None:
+    """Partition 0's batch was written, but its offsets never reached Kafka; meanwhile partition 1
+    changed the same person. Read again, the batch must not put its older $set back."""
+    memory = MemoryPersonStore()
+
+    def on(partition: int, offset: int) -> Position:
+        return Position("events_raw", partition, offset)
+
+    first = [(TEAM, event("e", "u", **{"$set": {"plan": "free"}}), on(0, 10)),
+             (TEAM, event("e", "u", **{"$set_once": {"first": 1}}), on(0, 11))]
+    asyncio.run(apply_batch(memory, first))
+    asyncio.run(apply_batch(memory, [(TEAM, event("e", "u", **{"$set": {"plan": "pro"}}), on(1, 7))]))
+    again = [*first, (TEAM, event("e", "u", **{"$set": {"seen": True}}), on(0, 12))]
+    applied, _ = asyncio.run(apply_batch(memory, again))
+    [person] = memory.persons.values()
+    assert person.properties == {"plan": "pro", "first": 1, "seen": True}
+    assert [props(a)["plan"] for a in applied] == ["pro", "pro", "pro"]  # replayed: the person as it is now
+    assert memory.offsets == {("events_raw", 0): 12, ("events_raw", 1): 7}
+    # read a third time, nothing is new: nothing is written
+    _, written = asyncio.run(apply_batch(memory, again))
+    assert written.persons == []

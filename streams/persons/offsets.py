@@ -1,0 +1,66 @@
+"""Where each person event came from, so a batch read again after a crash is not applied twice.
+
+A worker killed after its person transaction committed but before Kafka took the batch's
+offsets reads those events again. Applied again they would not be harmless: a ``$set`` of an
+older event would overwrite what a later event on another partition set since. So every person
+write also moves, in its transaction, how far each source partition's person updates are
+applied (``person_offsets``), and a batch that finds it already applied some of its events
+leaves those out: they carry the person as it is now.
+
+Only events that change persons (``$set``, ``$set_once``, ``$unset``, a merge) move the offsets:
+a batch of nothing but known persons still needs no Postgres round trip, and reading such an
+event again changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Iterable, Mapping
+from typing import Protocol
+
+from headwater.errors import Unavailable
+from streams.event import Partition, Position
+
+Progress = Mapping[Partition, tuple[int, int]]
+"""Per partition, the first and last offset of the person updates a write applies."""
+
+
+def progress_of(positions: Iterable[Position]) -> dict[Partition, tuple[int, int]]:
+    """The first and last offset per partition of ``positions``."""
+    spans: dict[Partition, tuple[int, int]] = {}
+    for p in positions:
+        first, last = spans.get(p.key, (p.offset, p.offset))
+        spans[p.key] = (min(first, p.offset), max(last, p.offset))
+    return spans
+
+
+class TopicIds(Protocol):
+    """Kafka's id of each topic (a topic created again gets a new one)."""
+
+    async def __call__(self, topics: Collection[str]) -> Mapping[str, str]: ...
+
+
+class KafkaTopicIds:
+    """Topic ids from the broker (``describe_topics``), asked once per topic for the worker's life."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._known: dict[str, str] = {}
+
+    async def __call__(self, topics: Collection[str]) -> Mapping[str, str]:
+        missing = [t for t in topics if t not in self._known]
+        if missing:
+            self._known.update(await asyncio.to_thread(self._describe, missing))
+        return {t: self._known[t] for t in topics}
+
+    def _describe(self, topics: list[str]) -> dict[str, str]:
+        from confluent_kafka import KafkaException, TopicCollection
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        try:
+            futures = admin.describe_topics(TopicCollection(topics), request_timeout=10)
+            return {name: str(future.result().topic_id) for name, future in futures.items()}
+        except KafkaException as exc:
+            raise Unavailable(f"cannot read the ids of topics {topics} from Kafka: {exc}",
+                              "persons_unavailable") from exc
