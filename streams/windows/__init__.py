@@ -1,0 +1,1 @@
+"""Event-time windows: tumbling and hopping, with grace for late events (``streams.windows.engine``)."""
