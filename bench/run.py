@@ -17,10 +17,11 @@ What it does, in one run (bench/README.md explains every number):
    events, are the backlog that ``headwater worker``, a Quix Streams app and a plain
    confluent-kafka loop each take to rows in ClickHouse, one after another on the server core:
    events per CPU-second, peak RSS, the ClickHouse owner's CPU per row (the ``throughput``
-   part). Then the live parts (``bench.worker.parts``): ``scaling`` (the same backlog drained by
-   one worker, then by two in one group), ``latency`` (the real PostHog SDK through a gateway
-   and a worker at 50% and 90% of the worker's maximum; the 50% level is also the RSS
-   ``soak``) and ``historical`` (an import waiting beside live traffic at 50%).
+   part). Then ``persons`` (the worker with and without its persons stage on a backlog of
+   known and new persons, ``bench.worker.persons``) and the live parts (``bench.worker.parts``):
+   ``scaling`` (the same backlog drained by one worker, then by two in one group), ``latency``
+   (the real PostHog SDK through a gateway and a worker at 50% and 90% of the worker's maximum;
+   the 50% level is also the RSS ``soak``) and ``historical`` (an import waiting beside live traffic at 50%).
    ``--worker`` runs only this half (with the gateway's batch measurement it needs),
    ``--no-worker`` skips it, ``--worker-parts``/``--skip-worker-parts`` choose its parts.
 5. Prints the tables, writes them as JSON to ``<state dir>/bench/latest.json`` and

@@ -18,7 +18,9 @@ against the gateway's (same run), the Quix app's and the plain loop's, with targ
 or ``bench/worker/run.py``) runs only this half. Modules: ``backlog``, ``consumers``,
 ``measure``, ``suite``, ``report``, ``procfs``, ``work``, ``stages``, ``quix_app``, ``plain_loop``.
 
-After that throughput part come the live parts (``parts``, ``parts_report``): ``scaling`` (the
+After that throughput part comes ``persons`` (the worker with its persons stage vs without it, on a
+backlog of its own: 90% known persons, 10% new, 20% of the events with ``$set``), then the live
+parts (``parts``, ``parts_report``): ``scaling`` (the
 backlog drained by one worker, then two in one consumer group), ``latency`` with its ``soak``
 (the real PostHog SDK, ``sender`` processes paced by ``load``, through a gateway and a worker
 on a topology of their own, ``live``; RSS and import progress sampled by ``sampling``) and

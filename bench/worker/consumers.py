@@ -8,11 +8,14 @@
 
 Each gets a consumer group of its own (its topology's ``app_id``) and a table created ``AS
 events`` (same columns, engine and key), dropped at the end unless the topics are kept.
+``worker_consumer`` builds a worker consumer under any name, its topology optionally edited (the
+persons part's worker without the persons stage).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,39 +76,49 @@ def consumer_topology(backlog: Backlog, prefix: str, table: str) -> dict[str, An
     return doc
 
 
+def worker_consumer(name: str, backlog: Backlog, endpoints: Endpoints, run_dir: Path, cpu: int,
+                    edit: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Consumer:
+    """``headwater worker`` as consumer ``name``: ``consumer_topology`` (changed by ``edit`` first, if given)
+    written and its fresh topics created, the process built (not started), pinned to ``cpu``."""
+    prefix = fresh_prefix(f"bench_{name}_")
+    table = f"{prefix}events"
+    doc = consumer_topology(backlog, prefix, table)
+    if edit is not None:
+        doc = edit(doc)
+    path = run_dir / f"topology-{name}.yaml"
+    created = [t for t in doc["topics"] if t not in backlog.sources]
+    pipeline = isolated_pipeline(endpoints.kafka, path, doc)
+    port = pick_port(0)
+    env = stack_env(endpoints) | {"HEADWATER_TOPOLOGY": str(path), "HEADWATER_WORKER_WEB_PORT": str(port),
+                                  "HEADWATER_STATE_DIR": str(run_dir / f"{name}-state")}
+    process = Process(name, headwater_command("worker", "--loglevel", "info"), run_dir / f"{name}.log", env,
+                      url=f"http://127.0.0.1:{port}", cpu=cpu)
+    assert events_table(pipeline.topology) == table
+    return Consumer(name, process, pipeline, table, None, created)
+
+
 def prepare(name: str, backlog: Backlog, endpoints: Endpoints, run_dir: Path, cpu: int,
             stage_calls: str = "message") -> Consumer:
     """Write ``name``'s topology (creating the worker's fresh topics) and build its process, pinned to ``cpu``.
 
     ``stage_calls``: how the baselines call the stages (``bench.worker.work``).
     """
+    if name == "worker":
+        return worker_consumer(name, backlog, endpoints, run_dir, cpu)
     prefix = fresh_prefix(f"bench_{name}_")
     table = f"{prefix}events"
-    doc = consumer_topology(backlog, prefix, table)
     path = run_dir / f"topology-{name}.yaml"
-    env = stack_env(endpoints)
-    log = run_dir / f"{name}.log"
-    created: list[str] = []
-    stats: Path | None = None
-    if name == "worker":
-        created = [t for t in doc["topics"] if t not in backlog.sources]
-        pipeline = isolated_pipeline(endpoints.kafka, path, doc)
-        port = pick_port(0)
-        env |= {"HEADWATER_TOPOLOGY": str(path), "HEADWATER_WORKER_WEB_PORT": str(port),
-                "HEADWATER_STATE_DIR": str(run_dir / "worker-state")}
-        process = Process(name, headwater_command("worker", "--loglevel", "info"), log, env,
-                          url=f"http://127.0.0.1:{port}", cpu=cpu)
-    else:
-        pipeline = Pipeline(write_yaml(path, doc), load_topology(path))  # reads only the backlog's topics
-        stats = run_dir / f"{name}-stats.json"
-        command = [quix_python() if name == "quix" else PYTHON,
-                   "-m", f"bench.worker.{'quix_app' if name == 'quix' else 'plain_loop'}",
-                   "--topology", str(path), "--stats", str(stats), "--stage-calls", stage_calls]
-        if name == "quix":
-            command += ["--state-dir", str(run_dir / "quix-state")]
-        process = Process(name, command, log, env, cpu=cpu)
+    doc = consumer_topology(backlog, prefix, table)
+    pipeline = Pipeline(write_yaml(path, doc), load_topology(path))  # reads only the backlog's topics
+    stats = run_dir / f"{name}-stats.json"
+    command = [quix_python() if name == "quix" else PYTHON,
+               "-m", f"bench.worker.{'quix_app' if name == 'quix' else 'plain_loop'}",
+               "--topology", str(path), "--stats", str(stats), "--stage-calls", stage_calls]
+    if name == "quix":
+        command += ["--state-dir", str(run_dir / "quix-state")]
+    process = Process(name, command, run_dir / f"{name}.log", stack_env(endpoints), cpu=cpu)
     assert events_table(pipeline.topology) == table
-    return Consumer(name, process, pipeline, table, stats, created)
+    return Consumer(name, process, pipeline, table, stats, [])
 
 
 async def _command(endpoints: Endpoints, sql: str) -> None:

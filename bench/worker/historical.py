@@ -19,20 +19,19 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from confluent_kafka import Producer
-
 from bench.console import step
 from bench.servers import Context
+from bench.worker.backlog import RawEnvelope, produce_envelopes
 from bench.worker.latency import LevelResult, level_json, prime, run_level
 from bench.worker.live import live_pipeline
 from bench.worker.sampling import Poller
-from schemas.envelope import count_header
+from schemas.envelope import event_key
 from schemas.events import RawEvent
 from schemas.partitioner import partition_for
-from schemas.raw_writer import encode_raw_envelope
 from tests.support.clickhouse import count
 from tests.support.topology import Pipeline
 from tests.support.waiting import WaitTimeout, wait_until
@@ -75,27 +74,19 @@ def fill_historical(ctx: Context, pipeline: Pipeline, events: int) -> None:
     topic = pipeline.topology.capture.historical_topic
     partitions = pipeline.partitions(topic)
     now = int(time.time() * 1_000_000)
-    producer = Producer({"bootstrap.servers": ctx.endpoints.kafka, "linger.ms": 20, "acks": "all"})
-    for start in range(0, events, PER_ENVELOPE):
-        distinct_id = f"import-user-{start // PER_ENVELOPE}"
-        batch = [RawEvent(uuid=str(uuid.uuid4()), event=IMPORT_EVENT, distinct_id=distinct_id, token=ctx.token,
-                          timestamp=now, now=now, sent_at=None, ip=None, properties='{"$lib": "bench"}', set=None,
-                          set_once=None, historical_migration=True, capture_warnings=[], skip_person_processing=False)
-                 for _ in range(min(PER_ENVELOPE, events - start))]
-        key = f"{ctx.token}:{distinct_id}".encode()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                producer.produce(topic, encode_raw_envelope(batch), key=key, partition=partition_for(key, partitions),
-                                 headers=[count_header(len(batch))])
-                break
-            except BufferError:  # the producer's queue is full: let it deliver
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"Kafka took no envelope of the import on {topic} for 60s") from None
-                producer.poll(0.1)
-        producer.poll(0)
-    if (left := producer.flush(60)) != 0:
-        raise RuntimeError(f"{left} envelopes of the import were not delivered to {topic} within 60s")
+
+    def envelopes() -> Iterator[RawEnvelope]:
+        for start in range(0, events, PER_ENVELOPE):
+            distinct_id = f"import-user-{start // PER_ENVELOPE}"
+            batch = [RawEvent(uuid=str(uuid.uuid4()), event=IMPORT_EVENT, distinct_id=distinct_id, token=ctx.token,
+                              timestamp=now, now=now, sent_at=None, ip=None, properties='{"$lib": "bench"}',
+                              set=None, set_once=None, historical_migration=True, capture_warnings=[],
+                              skip_person_processing=False)
+                     for _ in range(min(PER_ENVELOPE, events - start))]
+            key = event_key(ctx.token, distinct_id)
+            yield RawEnvelope(partition_for(key, partitions), key, batch)
+
+    produce_envelopes(ctx.endpoints.kafka, topic, envelopes())
 
 
 def run_historical(ctx: Context, max_rate: float, events: int, seconds: float, warmup: float, senders: int,

@@ -6,8 +6,9 @@ before (imports, connections, joining the group) is reported as ``startup_s``, a
 in ``cpu_total_s``. They stop when ``SELECT count()`` of the consumer's table reaches the
 backlog's event count (and ``FINAL``, one row per uuid, does too): the last row is queryable.
 The consumer's CPU is its process's (every thread, reaped children too, ``/proc/<pid>/stat``);
-the ClickHouse owner's (``headwater.stack.chdb_server``) and Kafka's are read the same way,
-and so is the CPU of processes outside the bench (``foreign``, as for the gateway rows).
+the ClickHouse owner's (``headwater.stack.chdb_server``), Kafka's, Postgres's and Redis's are read the same way,
+with their live children (Postgres's backends), and so is the CPU of processes outside the bench
+(``foreign``, as for the gateway rows, less those children).
 Then the consumer is stopped (SIGTERM) and the table counted again with ``FINAL``.
 """
 
@@ -26,7 +27,7 @@ from confluent_kafka import KafkaException
 from bench.console import step
 from bench.cpu import CpuSampler, CpuUse
 from bench.worker.consumers import Consumer
-from bench.worker.procfs import cpu_seconds, memory_mb
+from bench.worker.procfs import cpu_seconds, memory_mb, tree_cpu_seconds
 from headwater.runtime.settings import Endpoints
 from tests.support.clickhouse import count, select
 from tests.support.kafka import assigned
@@ -52,6 +53,8 @@ class ConsumerResult:
     end_rss_mb: float = 0.0  # VmRSS when done
     clickhouse_cpu_s: float | None = None
     kafka_cpu_s: float | None = None
+    postgres_cpu_s: float | None = None  # the postmaster and its backends (the persons stage's reads and writes)
+    redis_cpu_s: float | None = None
     foreign_percent: float = 0.0  # CPU of processes outside the bench over the window, % of one core
     dropped: int = 0  # by the stages
     failed: int = 0  # dead-lettered, or a Retry/Errored the baselines do not retry
@@ -123,15 +126,26 @@ async def _wait_rows(endpoints: Endpoints, consumer: Consumer, expected: int, ti
                      interval=0.25, logs=[consumer.process])
 
 
+SERVICES = ("clickhouse", "kafka", "postgres", "redis")
+PERSON_LOOKUP_SOURCES = ("cache", "postgres", "new")  # streams.persons.store: the labels of PERSON_LOOKUPS
+
+
 def _services(service_pids: dict[str, int]) -> dict[str, float]:
-    return {name: cpu_seconds(pid) for name, pid in service_pids.items() if name in {"clickhouse", "kafka"}}
+    return {name: tree_cpu_seconds(pid) for name, pid in service_pids.items() if name in SERVICES}
 
 
-def _foreign_percent(use: CpuUse) -> float:
+def person_lookups_key(source: str) -> str:
+    """The key of ``headwater_stream_person_lookups_total{source=…}`` in ``ConsumerResult.counters``."""
+    return f"headwater_stream_person_lookups_total{{source={source}}}"
+
+
+def _foreign_percent(use: CpuUse, services: dict[str, float]) -> float:
     """Both cores' busy time less interrupts, less the consumer, this process and the stack's services: % of a core
-    (the gateway rows' ``foreign``)."""
+    (the gateway rows' ``foreign``). ``services``: their CPU seconds with their children (``tree_cpu_seconds``),
+    which replace what ``use`` counted for them (their own threads only)."""
     busy = sum(use.busy_percent[c] - use.irq_percent[c] for c in use.busy_percent) / 100 * use.wall_seconds
-    return max(0.0, 100 * (busy - sum(use.process_seconds.values())) / max(use.wall_seconds, 1e-9))
+    accounted = sum(v for name, v in use.process_seconds.items() if name not in services) + sum(services.values())
+    return max(0.0, 100 * (busy - accounted) / max(use.wall_seconds, 1e-9))
 
 
 def _counters(consumer: Consumer, result: ConsumerResult) -> None:
@@ -147,6 +161,11 @@ def _counters(consumer: Consumer, result: ConsumerResult) -> None:
                  "headwater_sink_rows_rejected_total", "headwater_sink_retries_total",
                  "headwater_stream_stage_retries_total")
         result.counters = {name: int(metrics.value(name) or 0) for name in names}
+        result.counters |= {person_lookups_key(source): int(metrics.value(
+            "headwater_stream_person_lookups_total", source=source) or 0) for source in PERSON_LOOKUP_SOURCES}
+        for name in ("headwater_stream_person_write_conflicts_total",
+                     "headwater_stream_person_cache_write_failures_total"):
+            result.counters[name] = int(metrics.value(name) or 0)
         result.dropped = result.counters["headwater_stream_events_dropped_total"]
         result.failed = (result.counters["headwater_stream_events_dead_lettered_total"]
                          + result.counters["headwater_sink_rows_rejected_total"])
@@ -178,17 +197,16 @@ def measure_consumer(consumer: Consumer, expected: int, endpoints: Endpoints, se
              f"consuming {expected:,} events into {consumer.table}")
         asyncio.run(_wait_rows(endpoints, consumer, expected, timeout))
         done, cpu_done, services_done = time.monotonic(), cpu_seconds(process.pid), _services(service_pids)
-        result.foreign_percent = round(_foreign_percent(sampler.stop()), 1)
+        spent = {name: round(services_done[name] - services_begun[name], 2) for name in services_done}
+        result.foreign_percent = round(_foreign_percent(sampler.stop(), spent), 1)
         memory = memory_mb(process.pid)
         result.wall_s = round(done - begun, 2)
         result.cpu_s = round(cpu_done - cpu_begun, 2)
         result.cpu_total_s = round(cpu_done, 2)
         result.peak_rss_mb = round(memory.get("VmHWM", 0.0), 1)
         result.end_rss_mb = round(memory.get("VmRSS", 0.0), 1)
-        result.clickhouse_cpu_s = (round(services_done["clickhouse"] - services_begun["clickhouse"], 2)
-                                   if "clickhouse" in services_done else None)
-        result.kafka_cpu_s = (round(services_done["kafka"] - services_begun["kafka"], 2)
-                              if "kafka" in services_done else None)
+        result.clickhouse_cpu_s, result.kafka_cpu_s = spent.get("clickhouse"), spent.get("kafka")
+        result.postgres_cpu_s, result.redis_cpu_s = spent.get("postgres"), spent.get("redis")
         _counters(consumer, result)
     except WaitTimeout as exc:
         result.problems.append(str(exc).splitlines()[0])

@@ -1,9 +1,11 @@
 """The worker half's parts after the throughput one: which run, in which order, with which maximum rate.
 
 ``PARTS``, in the order a run takes them: ``throughput`` (``bench.worker.suite``: worker vs
-Quix vs a plain loop), ``scaling`` (1 vs 2 workers), ``latency`` (50% and 90% of the worker's
-maximum through the real SDK; its 50% level is also the ``soak``) and ``historical`` (an
-import beside live traffic at 50%). ``soak`` is accepted as another name for ``latency``.
+Quix vs a plain loop), ``persons`` (``bench.worker.persons``: the worker with and without its
+persons stage on a backlog of known and new persons), ``scaling`` (1 vs 2 workers),
+``latency`` (50% and 90% of the worker's maximum through the real SDK; its 50% level is also
+the ``soak``) and ``historical`` (an import beside live traffic at 50%). ``soak`` is accepted
+as another name for ``latency``.
 
 The maximum events/s the latency parts load against: ``--max-rate`` if given, else the worker's
 events/s from this run's throughput part, else this run's one-worker scaling run (the same
@@ -28,9 +30,10 @@ from bench.worker.historical import run_historical
 from bench.worker.latency import run_latency
 from bench.worker.measure import ConsumerResult
 from bench.worker.parts_report import PartsOutcome
+from bench.worker.persons import run_persons
 from bench.worker.scaling import run_scaling
 
-PARTS = ("throughput", "scaling", "latency", "historical")
+PARTS = ("throughput", "persons", "scaling", "latency", "historical")
 ALIASES = {"soak": "latency"}
 
 
@@ -60,6 +63,11 @@ def add_options(group: argparse._ArgumentGroup) -> None:
                        help="events in the historical import (default 200,000)")
     group.add_argument("--historical-seconds", type=float, default=60.0,
                        help="seconds of live traffic beside the import (default 60)")
+    group.add_argument("--persons-events", type=int, default=200_000,
+                       help="events in the persons part's backlog (default 200,000)")
+    group.add_argument("--persons-known", type=int, default=20_000,
+                       help="known persons (written before the persons part's runs) its events draw from "
+                            "(default 20,000)")
 
 
 def max_rate(args: argparse.Namespace, consumers: Sequence[ConsumerResult], outcome: PartsOutcome,
@@ -88,6 +96,10 @@ def run_parts(ctx: Context, parts: Sequence[str], backlog: Backlog | None,
     args, outcome = ctx.args, PartsOutcome(seconds={})
     assert outcome.seconds is not None
     latest = ctx.settings.state_dir.resolve() / "bench" / "worker.json"
+    if "persons" in parts:
+        began = time.monotonic()
+        outcome.persons = run_persons(ctx, args.persons_events, args.persons_known)
+        outcome.seconds["persons"] = round(time.monotonic() - began, 1)
     if "scaling" in parts:
         assert backlog is not None, "the scaling part needs a backlog"
         began = time.monotonic()
@@ -113,6 +125,8 @@ def run_parts(ctx: Context, parts: Sequence[str], backlog: Backlog | None,
 def finish_parts(ctx: Context, outcome: PartsOutcome, started: datetime) -> bool:
     """Print each part's table and targets, add them to ``worker.json``; whether every part ran validly."""
     args = ctx.args
+    if outcome.persons is not None:
+        parts_report.print_persons(outcome.persons, args.server_cpu)
     if outcome.scaling is not None:
         parts_report.print_scaling(outcome.scaling, (args.server_cpu, args.client_cpu))
     if outcome.latency is not None:

@@ -1,6 +1,7 @@
-"""The tables and targets of the worker half's live parts (latency, soak, scaling, historical) and their JSON.
+"""The tables and targets of the worker half's parts after throughput (persons, scaling, latency, soak,
+historical) and their JSON.
 
-Each part has a key of its own in ``worker.json`` (``latency``, ``soak``, ``scaling``,
+Each part has a key of its own in ``worker.json`` (``persons``, ``latency``, ``soak``, ``scaling``,
 ``historical``). When the throughput part ran in the same run, its file is written first and
 the parts are added to it; otherwise the last ``worker.json`` is kept and only the keys of the
 parts that ran are replaced (each part says when it ran, ``started``, and where, ``run_dir``).
@@ -18,16 +19,19 @@ from rich.table import Table
 
 from bench.console import console
 from bench.measure import NOISE_PERCENT
-from bench.worker import historical, latency, scaling
+from bench.worker import historical, latency, persons, scaling
 from bench.worker.historical import HistoricalPart
 from bench.worker.latency import LatencyPart, LevelResult
+from bench.worker.measure import ConsumerResult
+from bench.worker.persons import PersonsPart
 from bench.worker.scaling import ScalingPart
 
 
 @dataclass
 class PartsOutcome:
-    """What the live parts measured in this run (None: not run)."""
+    """What the parts after throughput measured in this run (None: not run)."""
 
+    persons: PersonsPart | None = None
     scaling: ScalingPart | None = None
     latency: LatencyPart | None = None
     historical: HistoricalPart | None = None
@@ -35,7 +39,8 @@ class PartsOutcome:
 
     @property
     def valid(self) -> bool:
-        parts: list[ScalingPart | LatencyPart | HistoricalPart | None] = [self.scaling, self.latency, self.historical]
+        parts: list[PersonsPart | ScalingPart | LatencyPart | HistoricalPart | None] = [
+            self.persons, self.scaling, self.latency, self.historical]
         return all(part.valid for part in parts if part is not None)
 
 
@@ -164,6 +169,61 @@ def print_scaling(part: ScalingPart, cores: tuple[int, int]) -> None:
             console.print(f"  [red]INVALID[/] {r.workers} worker(s): {problem}")
 
 
+def _per_event(seconds: float | None, r: ConsumerResult) -> str:
+    return "-" if seconds is None or not r.rows else f"{1e6 * seconds / r.rows:.1f}"
+
+
+def print_persons(part: PersonsPart, cpu: int) -> None:
+    table = Table(title=f"make bench · worker persons: {part.events:,} events in {part.envelopes:,} envelopes, "
+                        f"{persons.KNOWN_SHARE:.0%} from {part.known_ids:,} known persons, {part.new_ids:,} from new "
+                        f"ones, {part.with_set:,} with $set/$set_once; the worker pinned to cpu{cpu}",
+                  title_justify="left")
+    for column in ("worker", "startup s", "wall s", "events/s", "CPU s", "core", "CPU µs/event", "RSS MB peak",
+                   "CH µs/row", "Postgres µs/event", "Redis µs/event", "foreign", "rows (FINAL)"):
+        table.add_column(column, justify="left" if column in {"worker", "rows (FINAL)"} else "right", no_wrap=True)
+    for key, label in persons.RUNS:
+        r = part.runs.get(key)
+        if r is None:
+            continue
+        check = f"ok: {r.rows:,}" if r.valid else f"[red]{r.rows:,} of {r.expected:,}[/]"
+        table.add_row(label, f"{r.startup_s:.1f}", f"{r.wall_s:.1f}", f"{r.events_per_s:,.0f}", f"{r.cpu_s:.1f}",
+                      f"{r.core_percent:.0f}%", f"{r.cpu_us_per_event:.1f}", f"{r.peak_rss_mb:,.0f}",
+                      _per_event(r.clickhouse_cpu_s, r), _per_event(r.postgres_cpu_s, r), _per_event(r.redis_cpu_s, r),
+                      f"[yellow]{r.foreign_percent:.0f}%[/]" if r.foreign_percent > NOISE_PERCENT
+                      else f"{r.foreign_percent:.0f}%", check)
+    console.print(table)
+    console.print(f"  known persons written through the store in {part.prewarm_s:.1f}s; backlog written in "
+                  f"{part.fill_s:.1f}s")
+    ratio = part.ratio
+    if ratio is not None:
+        console.print(f"  with persons ÷ without (events/s): {ratio:.3f} (target ≥ {persons.RATIO_TARGET:g}) "
+                      f"{_verdict(ratio >= persons.RATIO_TARGET)}")
+    if part.cpu_ratio is not None and part.persons_cpu_share is not None:
+        console.print(f"  with ÷ without (events per CPU-second): {part.cpu_ratio:.3f}; the persons' share of the "
+                      f"worker's CPU (the stage, its person rows and sinks; the difference of the two runs): "
+                      f"{part.persons_cpu_share:.1%}")
+    lookups = part.lookups()
+    total = sum(lookups.values())
+    if total:
+        console.print(f"  person lookups: {total:,}; Redis answered {lookups['cache']:,} ({part.cache_share:.1%}), "
+                      f"Postgres {lookups['postgres'] + lookups['new']:,} (found {lookups['postgres']:,}, "
+                      f"new {lookups['new']:,}); person rows sent to ClickHouse: {part.person_rows():,}")
+    run = part.runs.get("with")
+    if run is not None:
+        conflicts = run.counters.get("headwater_stream_person_write_conflicts_total", 0)
+        failures = run.counters.get("headwater_stream_person_cache_write_failures_total", 0)
+        if conflicts or failures:
+            console.print(f"  [yellow]person write conflicts {conflicts:,}, cache write failures {failures:,}[/]")
+    for key, r in part.runs.items():
+        if r.foreign_percent > NOISE_PERCENT:
+            console.print(f"  [yellow]NOISY[/] persons · {key}: processes outside the benchmark used "
+                          f"{r.foreign_percent:.0f}% of a core: its wall time suffered; run again when quieter")
+        for problem in r.problems:
+            console.print(f"  [red]INVALID[/] persons · {key}: {problem}")
+    for problem in part.problems:
+        console.print(f"  [red]INVALID[/] persons: {problem}")
+
+
 def print_historical(part: HistoricalPart, cpu: int) -> None:
     table = Table(title=f"make bench · worker historical: live SDK traffic at 50% with {part.import_events:,} import "
                         f"events (historical_migration) waiting when the worker (cpu{cpu}) starts, beside the plain "
@@ -198,6 +258,8 @@ def parts_json(outcome: PartsOutcome, started: datetime, run_dir: Path) -> dict[
     when = {"started": started.isoformat(timespec="seconds"), "run_dir": str(run_dir)}
     seconds = outcome.seconds or {}
     doc: dict[str, Any] = {}
+    if outcome.persons is not None:
+        doc["persons"] = {**when, "seconds": seconds.get("persons"), **persons.part_json(outcome.persons)}
     if outcome.latency is not None:
         part = outcome.latency
         doc["latency"] = {**when, "seconds": seconds.get("latency"), "valid": part.valid,
