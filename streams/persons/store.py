@@ -16,6 +16,10 @@ the Postgres commit and the Kafka ack loses nothing: ``relay`` sends what an ear
 (rows are versioned, so sending one twice is harmless).
 
 Redis or Postgres down is ``headwater.errors.Unavailable``: the stage retries, the partition waits.
+
+Arrays go to Postgres in binary (``%b``): psycopg's text format escapes every element of a list
+with a regular expression in Python, which cost ~45 µs a person row (26% of the worker's CPU on
+the persons bench); binary, ~3 µs.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ _LOAD = """
 SELECT d.project_id, d.distinct_id, d.version AS id_version, p.uuid::text AS uuid,
        (extract(epoch FROM p.created_at) * 1000000)::bigint AS created_at,
        p.properties, p.is_identified, p.version
-FROM unnest(%s::bigint[], %s::text[]) AS q (project_id, distinct_id)
+FROM unnest(%b::bigint[], %b::text[]) AS q (project_id, distinct_id)
 JOIN person_distinct_ids d ON d.project_id = q.project_id AND d.distinct_id = q.distinct_id
 JOIN persons p ON p.project_id = d.project_id AND p.uuid = d.person_uuid
 """
@@ -74,7 +78,7 @@ _INSERT_PERSONS = """
 INSERT INTO persons (project_id, uuid, created_at, properties, is_identified, version)
 SELECT u.project_id, u.uuid, timestamptz 'epoch' + u.created_at * interval '1 microsecond',
        u.properties::jsonb, u.is_identified, u.version
-FROM unnest(%s::bigint[], %s::uuid[], %s::bigint[], %s::text[], %s::boolean[], %s::bigint[])
+FROM unnest(%b::bigint[], %b::uuid[], %b::bigint[], %b::text[], %b::boolean[], %b::bigint[])
      AS u (project_id, uuid, created_at, properties, is_identified, version)
 ON CONFLICT DO NOTHING
 RETURNING uuid
@@ -84,7 +88,7 @@ _UPDATE_PERSONS = """
 UPDATE persons p
 SET created_at = timestamptz 'epoch' + u.created_at * interval '1 microsecond',
     properties = u.properties::jsonb, is_identified = u.is_identified, version = u.version
-FROM unnest(%s::bigint[], %s::uuid[], %s::bigint[], %s::text[], %s::boolean[], %s::bigint[], %s::bigint[])
+FROM unnest(%b::bigint[], %b::uuid[], %b::bigint[], %b::text[], %b::boolean[], %b::bigint[], %b::bigint[])
      AS u (project_id, uuid, created_at, properties, is_identified, version, expected)
 WHERE p.project_id = u.project_id AND p.uuid = u.uuid AND p.version = u.expected
 RETURNING p.uuid
@@ -93,21 +97,21 @@ RETURNING p.uuid
 _INSERT_IDS = """
 INSERT INTO person_distinct_ids (project_id, distinct_id, person_uuid, version)
 SELECT u.project_id, u.distinct_id, u.person_uuid, 0
-FROM unnest(%s::bigint[], %s::text[], %s::uuid[]) AS u (project_id, distinct_id, person_uuid)
+FROM unnest(%b::bigint[], %b::text[], %b::uuid[]) AS u (project_id, distinct_id, person_uuid)
 ON CONFLICT DO NOTHING
 RETURNING distinct_id
 """
 
 _MOVE_IDS = """
 UPDATE person_distinct_ids d SET person_uuid = m.target, version = d.version + 1
-FROM unnest(%s::bigint[], %s::uuid[], %s::uuid[]) AS m (project_id, source, target)
+FROM unnest(%b::bigint[], %b::uuid[], %b::uuid[]) AS m (project_id, source, target)
 WHERE d.project_id = m.project_id AND d.person_uuid = m.source
 RETURNING d.project_id, d.distinct_id, d.person_uuid::text AS person_uuid, d.version
 """
 
 _INSERT_OUTBOX = """
 INSERT INTO person_outbox (topic, value, count)
-SELECT * FROM unnest(%s::text[], %s::bytea[], %s::integer[])
+SELECT * FROM unnest(%b::text[], %b::bytea[], %b::integer[])
 RETURNING id
 """
 
@@ -115,7 +119,7 @@ _DELETE_OUTBOX = "DELETE FROM person_outbox WHERE id = ANY(%s)"
 
 _APPLIED_OFFSETS = """
 SELECT o.topic, o.partition, o."offset" FROM person_offsets o
-JOIN unnest(%s::text[], %s::integer[]) AS q (topic_id, partition)
+JOIN unnest(%b::text[], %b::integer[]) AS q (topic_id, partition)
   ON o.topic_id = q.topic_id AND o.partition = q.partition
 ORDER BY o.topic_id, o.partition
 FOR UPDATE OF o
@@ -123,7 +127,7 @@ FOR UPDATE OF o
 
 _MOVE_OFFSETS = """
 INSERT INTO person_offsets AS o (topic_id, partition, topic, "offset")
-SELECT * FROM unnest(%s::text[], %s::integer[], %s::text[], %s::bigint[])
+SELECT * FROM unnest(%b::text[], %b::integer[], %b::text[], %b::bigint[])
 ON CONFLICT (topic_id, partition) DO UPDATE SET "offset" = EXCLUDED."offset", updated_at = now()
 """
 
@@ -137,7 +141,7 @@ _GROUP_TYPES = "SELECT group_type, group_type_index FROM group_types WHERE proje
 
 _INSERT_GROUP_TYPES = """
 INSERT INTO group_types (project_id, group_type, group_type_index)
-SELECT %s, u.name, u.index FROM unnest(%s::text[], %s::smallint[]) AS u (name, index)
+SELECT %s, u.name, u.index FROM unnest(%b::text[], %b::smallint[]) AS u (name, index)
 ON CONFLICT DO NOTHING
 """
 
@@ -145,7 +149,7 @@ _UPSERT_GROUPS = """
 INSERT INTO groups AS g (project_id, group_type_index, group_key, properties, created_at, version)
 SELECT u.project_id, u.type_index, u.key, u.properties::jsonb,
        timestamptz 'epoch' + u.created_at * interval '1 microsecond', 0
-FROM unnest(%s::bigint[], %s::smallint[], %s::text[], %s::text[], %s::bigint[])
+FROM unnest(%b::bigint[], %b::smallint[], %b::text[], %b::text[], %b::bigint[])
      AS u (project_id, type_index, key, properties, created_at)
 ON CONFLICT (project_id, group_type_index, group_key) DO UPDATE
 SET properties = g.properties || EXCLUDED.properties, version = g.version + 1
@@ -156,7 +160,7 @@ RETURNING g.project_id, g.group_type_index, g.group_key, g.properties,
 
 _DELETE_PERSONS = """
 DELETE FROM persons p
-USING unnest(%s::bigint[], %s::uuid[], %s::bigint[]) AS m (project_id, source, version)
+USING unnest(%b::bigint[], %b::uuid[], %b::bigint[]) AS m (project_id, source, version)
 WHERE p.project_id = m.project_id AND p.uuid = m.source AND p.version = m.version
 RETURNING p.project_id, p.uuid::text AS uuid, (extract(epoch FROM p.created_at) * 1000000)::bigint AS created_at,
           p.version
