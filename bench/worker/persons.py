@@ -48,6 +48,8 @@ from capture_gateway.events import uuid7
 from headwater.runtime.connections import Connections
 from headwater.runtime.projects import find_project
 from schemas.events import RawEvent
+from streams.event import Position
+from streams.persons.offsets import KafkaTopicIds
 from streams.persons.process import apply_batch
 from streams.persons.rules import PersonEvent
 from streams.persons.store import PersonStore
@@ -152,13 +154,14 @@ async def prewarm(ctx: Context, known: int) -> None:
     team = (await find_project(ctx.endpoints.postgres, ctx.token)).id
     connections = await Connections.open(ctx.endpoints.postgres, ctx.endpoints.redis)
     try:
-        store = PersonStore(connections.postgres, connections.redis, None)  # no topics: no person rows to send
+        # no topics: no person rows to send; no positions: nothing moves the applied offsets
+        store = PersonStore(connections.postgres, connections.redis, None, KafkaTopicIds(ctx.endpoints.kafka))
         now = int(time.time() * 1_000_000)
         for start in range(0, known, PREWARM_BATCH):
-            batch = []
+            batch: list[tuple[int, PersonEvent, Position | None]] = []
             for i in range(start, min(known, start + PREWARM_BATCH)):
                 set_, set_once = _initial_properties(i)
-                batch.append((team, PersonEvent("$identify", _known_id(i), now, set=set_, set_once=set_once)))
+                batch.append((team, PersonEvent("$identify", _known_id(i), now, set=set_, set_once=set_once), None))
             await apply_batch(store, batch)
     finally:
         await connections.close()
