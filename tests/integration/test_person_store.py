@@ -216,3 +216,19 @@ def _created(bootstrap: str, topic: str) -> bool:
     except KafkaException:  # still being deleted
         return False
     return True
+
+
+async def test_a_person_another_worker_changed_is_read_anew(
+        store: PersonStore, stack: Endpoints, project: Project) -> None:
+    team = project.id
+    await apply_batch(store, [at(team, ev("e", "memo", **{"$set": {"v": 1}}))])
+    first = (await store.load({(team, "memo")}))[team]
+    assert (await store.load({(team, "memo")}))[team].persons == first.persons  # from the cache
+    other_connections = await Connections.open(stack.postgres, stack.redis)
+    try:
+        other = PersonStore(other_connections.postgres, other_connections.redis, TOPICS, KafkaTopicIds(stack.kafka))
+        await apply_batch(other, [at(team, ev("e", "memo", **{"$set": {"v": 2}}))])
+    finally:
+        await other_connections.close()
+    [person] = (await store.load({(team, "memo")}))[team].persons.values()
+    assert person.properties == {"v": 2}
