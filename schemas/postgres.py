@@ -114,6 +114,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             partition integer NOT NULL,
             topic text NOT NULL,
             "offset" bigint NOT NULL,
+            index integer NOT NULL,  -- the last applied event's index in the envelope at "offset"
             updated_at timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (topic_id, partition)
         );

@@ -21,17 +21,26 @@ Partition = tuple[str, int]
 """A source topic's partition: ``(topic, partition)``."""
 
 
+Order = tuple[int, int]
+"""An event's place in its partition: its envelope's offset, then its index in the envelope."""
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where an event was read: its envelope's topic, partition and offset."""
+    """Where an event was read: its envelope's topic, partition and offset, and its index in the envelope."""
 
     topic: str
     partition: int
     offset: int
+    index: int = 0
 
     @property
     def key(self) -> Partition:
         return self.topic, self.partition
+
+    @property
+    def order(self) -> Order:
+        return self.offset, self.index
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,9 @@ class Pipeline:
                 await checkpoint.dead_letter(message.value, message.key, reason="undecodable", stage="decode",
                                              error=str(exc), source_topic=source)
                 continue
-            position = Position(source, message.message.partition, message.message.offset)
-            events.extend(PipelineEvent.from_raw(raw, source, position) for raw in raws)
+            partition, offset = message.message.partition, message.message.offset
+            events.extend(PipelineEvent.from_raw(raw, source, Position(source, partition, offset, i))
+                          for i, raw in enumerate(raws))
         result = await self._runner.run(events)
         for failed in result.dead_lettered:
             arrived = failed.event.arrived

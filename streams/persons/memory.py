@@ -12,7 +12,7 @@ import copy
 from collections.abc import Collection, Mapping, Sequence
 
 from headwater.runtime.topology import PersonTopics
-from streams.event import Partition
+from streams.event import Order, Partition
 from streams.outbox import OutMessage, Send
 from streams.persons.groups import GroupUpdate, next_indexes
 from streams.persons.offsets import Progress
@@ -31,7 +31,7 @@ class MemoryPersonStore:
         self.overrides: dict[tuple[int, str], str] = {}
         self.group_type_index: dict[int, dict[str, int]] = {}
         self.groups: dict[tuple[int, int, str], GroupRow] = {}
-        self.offsets: dict[Partition, int] = {}  # how far each partition's person updates are applied
+        self.offsets: dict[Partition, Order] = {}  # how far each partition's person updates are applied
 
     async def load(self, ids: Collection[tuple[int, str]], *, use_cache: bool = True) -> dict[int, Known]:
         known: dict[int, Known] = {}

@@ -19,18 +19,20 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Protocol
 
 from headwater.errors import Unavailable
-from streams.event import Partition, Position
+from streams.event import Order, Partition, Position
 
-Progress = Mapping[Partition, tuple[int, int]]
-"""Per partition, the first and last offset of the person updates a write applies."""
+Progress = Mapping[Partition, tuple[Order, Order]]
+"""Per partition, the first and last place (offset, index in the envelope) of the person updates
+a write applies. The index matters: the stage runner may split a failing batch in halves, and a
+half can end inside an envelope."""
 
 
-def progress_of(positions: Iterable[Position]) -> dict[Partition, tuple[int, int]]:
-    """The first and last offset per partition of ``positions``."""
-    spans: dict[Partition, tuple[int, int]] = {}
+def progress_of(positions: Iterable[Position]) -> dict[Partition, tuple[Order, Order]]:
+    """The first and last place per partition of ``positions``."""
+    spans: dict[Partition, tuple[Order, Order]] = {}
     for p in positions:
-        first, last = spans.get(p.key, (p.offset, p.offset))
-        spans[p.key] = (min(first, p.offset), max(last, p.offset))
+        first, last = spans.get(p.key, (p.order, p.order))
+        spans[p.key] = (min(first, p.order), max(last, p.order))
     return spans
 
 

@@ -8,7 +8,7 @@ from typing import Protocol
 from headwater.errors import Unavailable
 from streams import telemetry
 from streams.errors import StreamsError
-from streams.event import Partition, Position, person_uuid
+from streams.event import Order, Partition, Position, person_uuid
 from streams.outbox import Send
 from streams.persons.groups import GroupUpdate
 from streams.persons.offsets import Progress, progress_of
@@ -16,6 +16,7 @@ from streams.persons.rows import Written
 from streams.persons.rules import Applied, Changes, Known, PersonBatch, PersonEvent
 
 MAX_ATTEMPTS = 5
+NOWHERE: Order = (-1, -1)
 
 
 class PersonConflict(StreamsError):
@@ -24,9 +25,9 @@ class PersonConflict(StreamsError):
 
 class AlreadyApplied(StreamsError):
     """The store applied some of the batch's events before (``streams.persons.offsets``): ``upto``,
-    per partition, the last offset it applied; reload and leave those events out."""
+    per partition, the last place (offset, index) it applied; reload and leave those events out."""
 
-    def __init__(self, upto: Mapping[Partition, int]) -> None:
+    def __init__(self, upto: Mapping[Partition, Order]) -> None:
         super().__init__(f"person updates already applied up to {dict(upto)}")
         self.upto = dict(upto)
 
@@ -71,14 +72,14 @@ async def apply_batch(store: PersonStorage, events: Sequence[tuple[int, PersonEv
     ids = {(team, e.distinct_id) for team, e, _ in events}
     ids |= {(team, e.merge_from) for team, e, _ in events if e.merge_from is not None}
     use_cache = True
-    upto: dict[Partition, int] = {}
+    upto: dict[Partition, Order] = {}
     for _ in range(MAX_ATTEMPTS):
         known = await store.load(ids, use_cache=use_cache)
         batches = {team: PersonBatch(team, k, person_uuid) for team, k in known.items()}
         applied: list[Applied] = []
         updates: list[Position] = []
         for team, event, position in events:
-            if position is not None and position.offset <= upto.get(position.key, -1):
+            if position is not None and position.order <= upto.get(position.key, NOWHERE):
                 applied.append(batches[team].replayed(event))
                 continue
             applied.append(batches[team].apply(event))
@@ -92,7 +93,7 @@ async def apply_batch(store: PersonStorage, events: Sequence[tuple[int, PersonEv
             continue
         except AlreadyApplied as exc:
             telemetry.PERSON_EVENTS_REPLAYED.inc(sum(1 for _, _, p in events
-                                                     if p is not None and p.offset <= exc.upto.get(p.key, -1)))
+                                                     if p is not None and p.order <= exc.upto.get(p.key, NOWHERE)))
             upto.update(exc.upto)
             use_cache = False
             continue

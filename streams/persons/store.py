@@ -118,7 +118,7 @@ RETURNING id
 _DELETE_OUTBOX = "DELETE FROM person_outbox WHERE id = ANY(%s)"
 
 _APPLIED_OFFSETS = """
-SELECT o.topic, o.partition, o."offset" FROM person_offsets o
+SELECT o.topic, o.partition, o."offset", o.index FROM person_offsets o
 JOIN unnest(%b::text[], %b::integer[]) AS q (topic_id, partition)
   ON o.topic_id = q.topic_id AND o.partition = q.partition
 ORDER BY o.topic_id, o.partition
@@ -126,9 +126,10 @@ FOR UPDATE OF o
 """
 
 _MOVE_OFFSETS = """
-INSERT INTO person_offsets AS o (topic_id, partition, topic, "offset")
-SELECT * FROM unnest(%b::text[], %b::integer[], %b::text[], %b::bigint[])
-ON CONFLICT (topic_id, partition) DO UPDATE SET "offset" = EXCLUDED."offset", updated_at = now()
+INSERT INTO person_offsets AS o (topic_id, partition, topic, "offset", index)
+SELECT * FROM unnest(%b::text[], %b::integer[], %b::text[], %b::bigint[], %b::integer[])
+ON CONFLICT (topic_id, partition) DO UPDATE
+SET "offset" = EXCLUDED."offset", index = EXCLUDED.index, updated_at = now()
 """
 
 _STALE_OUTBOX = """
@@ -385,12 +386,13 @@ class PersonStore:
             return
         keys = sorted(progress)
         cur = await conn.execute(_APPLIED_OFFSETS, ([topic_ids[t] for t, _ in keys], [p for _, p in keys]))
-        applied = {(r["topic"], r["partition"]): r["offset"] for r in await cur.fetchall()}
-        overlap = {key: offset for key, offset in applied.items() if key in progress and offset >= progress[key][0]}
+        applied = {(r["topic"], r["partition"]): (r["offset"], r["index"]) for r in await cur.fetchall()}
+        overlap = {key: order for key, order in applied.items() if key in progress and order >= progress[key][0]}
         if overlap:
             raise AlreadyApplied(overlap)
         await conn.execute(_MOVE_OFFSETS, ([topic_ids[t] for t, _ in keys], [p for _, p in keys],
-                                           [t for t, _ in keys], [progress[k][1] for k in keys]))
+                                           [t for t, _ in keys], [progress[k][1][0] for k in keys],
+                                           [progress[k][1][1] for k in keys]))
 
     async def _apply(self, conn: psycopg.AsyncConnection[Any], changes: Mapping[int, Changes],
                      written: Written) -> None:

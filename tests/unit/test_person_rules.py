@@ -238,7 +238,18 @@ def test_a_batch_read_again_after_a_crash_is_not_applied_twice() -> None:
     [person] = memory.persons.values()
     assert person.properties == {"plan": "pro", "first": 1, "seen": True}
     assert [props(a)["plan"] for a in applied] == ["pro", "pro", "pro"]  # replayed: the person as it is now
-    assert memory.offsets == {("events_raw", 0): 12, ("events_raw", 1): 7}
+    assert memory.offsets == {("events_raw", 0): (12, 0), ("events_raw", 1): (7, 0)}
     # read a third time, nothing is new: nothing is written
     _, written = asyncio.run(apply_batch(memory, again))
     assert written.persons == []
+
+
+def test_a_batch_split_inside_an_envelope_applies_both_halves() -> None:
+    """The stage runner bisects a failing batch; a half may end inside an envelope, and the
+    other half's events of that envelope are new, not applied already."""
+    memory = MemoryPersonStore()
+    envelope = [(TEAM, event("e", f"u{i}", **{"$set": {"n": i}}), Position("events_raw", 0, 10, i)) for i in range(6)]
+    asyncio.run(apply_batch(memory, envelope[:3]))
+    asyncio.run(apply_batch(memory, envelope[3:]))
+    assert sorted(p.properties["n"] for p in memory.persons.values()) == list(range(6))
+    assert memory.offsets == {("events_raw", 0): (10, 5)}
