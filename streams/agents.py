@@ -20,7 +20,9 @@ have read), its lag shows under that group, and the workers of one topology shar
 partitions. An envelope's offset is committed when the handler asks for the record after its
 last: at least once, so make what it writes idempotent.
 
-A handler must keep iterating. When it raises, ``on_error`` decides: ``stop`` logs the error
+A handler must keep iterating (``_Records`` survives a cancelled wait for the next event). An
+outage it reports as ``headwater.errors.Unavailable`` hands the envelope out again after a
+backoff. When it raises anything else, ``on_error`` decides: ``stop`` logs the error
 and stops the worker, non-zero, with nothing of the failing envelope committed; ``dead_letter``
 sends that envelope to the dead-letter topic with the error, commits it, and calls the handler
 again with the records after it. A handler that returns, or raises before it read a record (so
@@ -30,12 +32,14 @@ longer runs is never hidden.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, cast
 
+from headwater.errors import Unavailable
 from headwater.runtime.topology import AgentSpec, Topology
 from schemas.dead_letter import Headers, dead_letter_headers
 from schemas.events import ProcessedEvent, RawEvent
@@ -54,6 +58,11 @@ log = logging.getLogger("headwater.agents")
 
 AGENT_POLL_RECORDS = 16
 """Envelopes one fetch hands the agent's consumer: each holds up to a few thousand events."""
+AGENT_MAX_POLL_SECONDS = 900
+"""How long a handler may take over one envelope before Kafka gives its partitions to another
+worker (aiokafka's default is 300 s; an envelope holds up to a few thousand events)."""
+OUTAGE_BACKOFF_SECONDS = 1.0
+MAX_OUTAGE_BACKOFF_SECONDS = 30.0
 
 
 def load_handler(ref: str) -> AgentHandler:
@@ -114,47 +123,85 @@ def events_of(envelope: Envelope) -> list[Event]:
 
 
 class _Records:
-    """The source's events for the handler, one envelope at a time; survives a handler restart."""
+    """The source's events for the handler: an async iterator that survives a handler restart and a
+    cancelled ``__anext__`` (``asyncio.wait_for(anext(events), …)`` to flush on idle is fine).
+
+    An envelope is committed when the event after its last is asked for.
+    """
 
     def __init__(self, source: AgentSource) -> None:
         self._source = source
         self.current: Envelope | None = None  # the envelope being handed out, not committed yet
+        self._events: list[Event] = []
+        self._next = 0  # the index in ``_events`` of the next event to hand out
 
-    async def events(self) -> AsyncIterator[Event]:
-        """Each envelope's events in order; an envelope commits when the event after its last is asked for."""
-        while True:
-            self.current = await self._source.next()
-            for event in events_of(self.current):
-                yield event
-            await self._source.commit(self.current)
-            self.current = None
+    def __aiter__(self) -> _Records:
+        return self
+
+    async def __anext__(self) -> Event:
+        while self.current is None or self._next >= len(self._events):
+            if self.current is not None:  # all of it handed out, and the handler asks for more
+                await self._source.commit(self.current)  # cancelled here: committed again next time
+                self.current = None
+            envelope = await self._source.next()  # cancelled here: nothing changed
+            self.current, self._events, self._next = envelope, [], 0
+            self._events = events_of(envelope)  # an envelope that holds no events fails like the handler
+        event = self._events[self._next]
+        self._next += 1
+        return event
+
+    def rewind(self) -> None:
+        """Hand the current envelope out again from its first event (after an outage)."""
+        self._next = 0
 
     async def dead_letter_current(self, agent: str, error: str, send: DeadLetterSender) -> None:
         """Send the envelope the handler failed in to the dead-letter topic, then commit it."""
         if self.current is None:
             raise AgentError("no envelope to dead-letter")
-        envelope, self.current = self.current, None
+        envelope = self.current
         headers = dead_letter_headers(reason="agent_failed", stage=f"agent_{agent}", error=error,
                                       source_topic=envelope.topic)
         await send(envelope, headers)
         await self._source.commit(envelope)
+        self.current = None
         telemetry.EVENTS_DEAD_LETTERED.labels(f"agent_{agent}").inc()
 
 
+def _failure(exc: BaseException) -> BaseException | None:
+    """What a handler raised, as a failure; None for the worker's own cancellation (to pass on)."""
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return None if task is None or task.cancelling() else exc  # a handler's own cancelled await: a failure
+    return exc if isinstance(exc, Exception) else None
+
+
 async def run_agent(spec: AgentSpec, handler: AgentHandler, ctx: AgentContext, source: AgentSource,
-                    dead_letter: DeadLetterSender) -> AgentFailed:
+                    dead_letter: DeadLetterSender, backoff: float = OUTAGE_BACKOFF_SECONDS) -> AgentFailed:
     """Run ``handler`` over ``source`` until it can no longer run; the reason, for the worker to stop on.
 
     Returns (rather than raises) ``AgentFailed``: under ``stop`` the first error, under
     ``dead_letter`` a failure with nothing to dead-letter, and always a handler that returned.
-    Cancelled when the worker stops.
+    ``headwater.errors.Unavailable`` (an outage) is neither: the current envelope is handed out
+    again after a backoff, whatever ``on_error`` says. Cancelled when the worker stops.
     """
     records = _Records(source)
     logged: set[str] = set()
+    waits = 0
     while True:
         try:
-            await handler(records.events(), ctx)
-        except Exception as exc:
+            await handler(records, ctx)
+        except BaseException as raised:
+            exc = _failure(raised)
+            if exc is None:
+                raise
+            if isinstance(exc, Unavailable):
+                if waits == 0:
+                    ctx.log.warning("agent %s: %s; its envelope is handed out again after a backoff", spec.name, exc)
+                await asyncio.sleep(min(backoff * 2 ** waits, MAX_OUTAGE_BACKOFF_SECONDS))
+                waits += 1
+                records.rewind()
+                continue
+            waits = 0
             error = f"{type(exc).__name__}: {exc}"
             if spec.on_error == "stop" or records.current is None:
                 why = "on_error: stop" if spec.on_error == "stop" else "before it read an event: nothing to dead-letter"
@@ -185,6 +232,7 @@ class KafkaAgentSource:
             spec.source, bootstrap_servers=kafka, group_id=group, client_id=group, enable_auto_commit=False,
             auto_offset_reset=spec.start, max_poll_records=AGENT_POLL_RECORDS,
             session_timeout_ms=10_000, heartbeat_interval_ms=2_000,  # as the worker's own consumer
+            max_poll_interval_ms=AGENT_MAX_POLL_SECONDS * 1000,
         ))
 
     async def start(self) -> None:
@@ -233,7 +281,8 @@ def _add_agent(app: faust.App, app_id: str, spec: AgentSpec, handler: AgentHandl
             failed = AgentFailed(f"agent {spec.name} cannot run: {type(exc).__name__}: {exc}")
         finally:
             await source.stop()
-        await crash(failed)
+        if not app.should_stop:  # a send refused while the worker stops is no failure
+            await crash(failed)
 
     run.__name__ = f"agent_{spec.name}"
     app.task(run)

@@ -36,10 +36,18 @@ def progress_of(positions: Iterable[Position]) -> dict[Partition, tuple[Order, O
     return spans
 
 
+ZERO_TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAA"
+"""``str(Uuid(0, 0))``: what a broker that has no topic ids answers."""
+
+
 class TopicIds(Protocol):
     """Kafka's id of each topic (a topic created again gets a new one)."""
 
     async def __call__(self, topics: Collection[str]) -> Mapping[str, str]: ...
+
+    def forget(self, topics: Collection[str]) -> None:
+        """Drop what is known of ``topics``: the next call asks the broker."""
+        ...
 
 
 class KafkaTopicIds:
@@ -55,6 +63,11 @@ class KafkaTopicIds:
             self._known.update(await asyncio.to_thread(self._describe, missing))
         return {t: self._known[t] for t in topics}
 
+    def forget(self, topics: Collection[str]) -> None:
+        """Ask the broker again next time (a topic may have been deleted and created again)."""
+        for topic in topics:
+            self._known.pop(topic, None)
+
     def _describe(self, topics: list[str]) -> dict[str, str]:
         from confluent_kafka import KafkaException, TopicCollection
         from confluent_kafka.admin import AdminClient
@@ -62,7 +75,9 @@ class KafkaTopicIds:
         admin = AdminClient({"bootstrap.servers": self._bootstrap})
         try:
             futures = admin.describe_topics(TopicCollection(topics), request_timeout=10)
-            return {name: str(future.result().topic_id) for name, future in futures.items()}
+            ids = {name: str(future.result().topic_id) for name, future in futures.items()}
         except KafkaException as exc:
             raise Unavailable(f"cannot read the ids of topics {topics} from Kafka: {exc}",
                               "persons_unavailable") from exc
+        # a broker without topic ids answers the zero id: then the name is all that tells topics apart
+        return {name: topic_id if topic_id != ZERO_TOPIC_ID else f"name:{name}" for name, topic_id in ids.items()}

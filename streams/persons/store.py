@@ -117,6 +117,13 @@ RETURNING id
 
 _DELETE_OUTBOX = "DELETE FROM person_outbox WHERE id = ANY(%s)"
 
+_NEW_OFFSETS = """
+INSERT INTO person_offsets (topic_id, partition, topic, "offset", index)
+SELECT u.topic_id, u.partition, u.topic, -1, -1
+FROM unnest(%b::text[], %b::integer[], %b::text[]) AS u (topic_id, partition, topic)
+ON CONFLICT DO NOTHING
+"""
+
 _APPLIED_OFFSETS = """
 SELECT o.topic, o.partition, o."offset", o.index FROM person_offsets o
 JOIN unnest(%b::text[], %b::integer[]) AS q (topic_id, partition)
@@ -292,6 +299,8 @@ class PersonStore:
                 raise PersonConflict(str(exc)) from exc
             if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError)):
                 raise Unavailable(f"cannot write persons to Postgres: {exc}", "persons_unavailable") from exc
+            if isinstance(exc, AlreadyApplied):
+                await self._check_topic_ids(topic_ids)
             raise
         written.messages = messages
         await self._remember(written)
@@ -379,12 +388,22 @@ class PersonStore:
                 raise Unavailable(f"cannot clear the person outbox: {exc}", "persons_unavailable") from exc
         return len(stale)
 
+    async def _check_topic_ids(self, held: Mapping[str, str]) -> None:
+        """Before a batch is taken for a replay: was one of its topics deleted and created again
+        since this worker asked? Then its offsets start anew: ``PersonConflict``, to apply it again."""
+        self._topic_ids.forget(held)
+        now = await self._topic_ids(held)
+        if dict(now) != dict(held):
+            raise PersonConflict(f"topics created again since this worker started: {sorted(held)}")
+
     async def _move_offsets(self, conn: psycopg.AsyncConnection[Any], progress: Progress,
                             topic_ids: Mapping[str, str]) -> None:
         """Lock the partitions' applied offsets; refuse a batch that overlaps them, else move them on."""
         if not progress:
             return
         keys = sorted(progress)
+        # a row for every partition first: two writers of a partition's first batch then queue on its lock
+        await conn.execute(_NEW_OFFSETS, ([topic_ids[t] for t, _ in keys], [p for _, p in keys], [t for t, _ in keys]))
         cur = await conn.execute(_APPLIED_OFFSETS, ([topic_ids[t] for t, _ in keys], [p for _, p in keys]))
         applied = {(r["topic"], r["partition"]): (r["offset"], r["index"]) for r in await cur.fetchall()}
         overlap = {key: order for key, order in applied.items() if key in progress and order >= progress[key][0]}

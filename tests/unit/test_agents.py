@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from headwater.errors import Unavailable
 from headwater.runtime.topology import AgentSpec
 from schemas.dead_letter import Headers
 from schemas.events import ProcessedEvent, RawEvent
@@ -174,3 +175,65 @@ async def test_a_handler_that_returns_stops_the_worker(on_error: str) -> None:
                                               DeadLetters()), 5)
     assert isinstance(failed, AgentFailed)
     assert "returned" in str(failed)
+
+
+async def test_a_handler_may_time_out_waiting_for_the_next_event() -> None:
+    """``wait_for(anext(events))`` to flush on idle cancels a wait: the stream goes on after it."""
+    seen: list[str] = []
+    source = ListSource(_envelope(0, "a"))
+    timeouts = 0
+
+    async def flushing(events: AsyncIterator[Event], ctx: AgentContext) -> None:
+        nonlocal timeouts
+        while True:
+            try:
+                event = await asyncio.wait_for(anext(events), 0.05)
+            except TimeoutError:
+                timeouts += 1
+                if timeouts == 2:
+                    source.waiting.append(_envelope(1, "b"))
+                continue
+            seen.append(event.event)
+
+    task = asyncio.create_task(run_agent(_spec(), flushing, CTX, source, DeadLetters()))
+    await asyncio.wait_for(_until(lambda: seen == ["a", "b"]), 5)
+    assert not task.done()
+    task.cancel()
+    assert source.committed == [0, 1]  # each when the event after its last was asked for
+
+
+async def test_an_outage_hands_the_envelope_out_again_whatever_the_policy() -> None:
+    seen: list[str] = []
+    source = ListSource(_envelope(0, "a", "b"), _envelope(1, "c"))
+    outages = 1
+
+    async def flaky(events: AsyncIterator[Event], ctx: AgentContext) -> None:
+        nonlocal outages
+        async for event in events:
+            if event.event == "b" and outages:
+                outages -= 1
+                raise Unavailable("the warehouse does not answer", "test")
+            seen.append(event.event)
+
+    dead = DeadLetters()
+    task = asyncio.create_task(run_agent(_spec("dead_letter"), flaky, CTX, source, dead, backoff=0.01))
+    await asyncio.wait_for(source.drained.wait(), 5)
+    task.cancel()
+    assert seen == ["a", "a", "b", "c"]  # at least once: the envelope again from its start
+    assert (source.committed, dead.sent) == ([0, 1], [])
+
+
+async def test_a_handler_whose_own_await_was_cancelled_has_failed() -> None:
+    async def cancelled(events: AsyncIterator[Event], ctx: AgentContext) -> None:
+        async for _ in events:
+            raise asyncio.CancelledError  # as an awaited task someone else cancelled does
+
+    failed = await asyncio.wait_for(run_agent(_spec(), cancelled, CTX, ListSource(_envelope(0, "a")),
+                                              DeadLetters()), 5)
+    assert isinstance(failed, AgentFailed)
+    assert "CancelledError" in str(failed)
+
+
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
