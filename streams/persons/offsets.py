@@ -7,9 +7,10 @@ write also moves, in its transaction, how far each source partition's person upd
 applied (``person_offsets``), and a batch that finds it already applied some of its events
 leaves those out: they carry the person as it is now.
 
-Only events that change persons (``$set``, ``$set_once``, ``$unset``, a merge) move the offsets:
-a batch of nothing but known persons still needs no Postgres round trip, and reading such an
-event again changes nothing.
+Only events that can change persons (``$set``, ``$set_once``, ``$unset``, a merge) move the
+offsets: a batch with none of them (known persons, events that only create one) still needs no
+Postgres round trip, and reading such an event again changes nothing. A batch with one costs one
+transaction, even when its updates turn out to change nothing: that, too, must be recorded.
 """
 
 from __future__ import annotations
