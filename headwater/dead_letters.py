@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient
 
 from headwater.errors import ConfigError, NotRunningError
 from schemas import registry
+from schemas.envelope import count_header
 from schemas.errors import SchemaError
 from schemas.serializer import AvroSerializer
 
@@ -204,8 +205,12 @@ def replay(bootstrap: str, topic: str, filters: dict[str, str], replays: Replays
             before += 1
             continue
         if not dry_run:
+            # the count header as every envelope has it: consumers size their batches by it
+            headers: list[tuple[str, str | bytes | None]] = [
+                ("replayed_from", f"{topic}:{letter.partition}:{letter.offset}".encode()),
+                count_header(len(letter.events))]
             producer.produce(letter.source_topic, value=letter.value, key=letter.key, on_delivery=delivered,
-                             headers=[("replayed_from", f"{topic}:{letter.partition}:{letter.offset}".encode())])
+                             headers=headers)
             producer.poll(0)
         done.append(letter)
         progress(letter)

@@ -17,6 +17,7 @@ from headwater.runtime.projects import Project
 from headwater.runtime.settings import Endpoints
 from tests.support import ROOT
 from tests.support.clickhouse import select, wait_for_count
+from tests.support.kafka import messages
 from tests.support.metrics import Metrics, scrape
 from tests.support.processes import StartGateway, StartWorker, headwater_command, stack_env
 from tests.support.topology import fresh_prefix, isolated_pipeline, isolated_topology
@@ -218,3 +219,10 @@ async def test_a_failing_plugin_agent_follows_its_policy(stack: Endpoints, proje
     assert [(letter["stage"], letter["reason"]) for letter in letters] == [("agent_picky", "agent_failed")]
     assert "RuntimeError: cannot handle" in letters[0]["error"]
     assert worker.exit_code() is None
+    # replayed, the envelope goes back on its topic with its count, as every envelope there has one
+    subprocess.run(headwater_command("dlq", "replay", "--filter", "stage=agent_picky"), env=env, cwd=ROOT,
+                   capture_output=True, text=True, timeout=60, check=True)
+    output = doc["pipeline"]["output"]
+    replayed = [m for m in messages(stack.kafka, output, pipeline.topology.topics[output].partitions)
+                if "replayed_from" in dict(m.headers() or [])]
+    assert [dict(m.headers() or [])["count"] for m in replayed] == [b"1"]
