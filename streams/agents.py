@@ -134,6 +134,7 @@ class _Records:
         self.current: Envelope | None = None  # the envelope being handed out, not committed yet
         self._events: list[Event] = []
         self._next = 0  # the index in ``_events`` of the next event to hand out
+        self._done = 0  # envelopes committed (or dead-lettered) so far
 
     def __aiter__(self) -> _Records:
         return self
@@ -143,12 +144,18 @@ class _Records:
             if self.current is not None:  # all of it handed out, and the handler asks for more
                 await self._source.commit(self.current)  # cancelled here: committed again next time
                 self.current = None
+                self._done += 1
             envelope = await self._source.next()  # cancelled here: nothing changed
             self.current, self._events, self._next = envelope, [], 0
             self._events = events_of(envelope)  # an envelope that holds no events fails like the handler
         event = self._events[self._next]
         self._next += 1
         return event
+
+    @property
+    def place(self) -> tuple[int, int]:
+        """How far the handler got: envelopes done, then events of the current one handed out."""
+        return self._done, self._next
 
     def rewind(self) -> None:
         """Hand the current envelope out again from its first event (after an outage)."""
@@ -164,6 +171,7 @@ class _Records:
         await send(envelope, headers)
         await self._source.commit(envelope)
         self.current = None
+        self._done += 1
         telemetry.EVENTS_DEAD_LETTERED.labels(f"agent_{agent}").inc()
 
 
@@ -186,7 +194,7 @@ async def run_agent(spec: AgentSpec, handler: AgentHandler, ctx: AgentContext, s
     """
     records = _Records(source)
     logged: set[str] = set()
-    waits = 0
+    waits, outage_at = 0, (-1, -1)
     while True:
         try:
             await handler(records, ctx)
@@ -195,6 +203,9 @@ async def run_agent(spec: AgentSpec, handler: AgentHandler, ctx: AgentContext, s
             if exc is None:
                 raise
             if isinstance(exc, Unavailable):
+                if records.place > outage_at:  # it got further than at the last outage: a new one
+                    waits = 0
+                outage_at = records.place
                 if waits == 0:
                     ctx.log.warning("agent %s: %s; its envelope is handed out again after a backoff", spec.name, exc)
                 await asyncio.sleep(min(backoff * 2 ** waits, MAX_OUTAGE_BACKOFF_SECONDS))

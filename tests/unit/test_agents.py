@@ -237,3 +237,22 @@ async def test_a_handler_whose_own_await_was_cancelled_has_failed() -> None:
 async def _until(condition: Any) -> None:
     while not condition():
         await asyncio.sleep(0.01)
+
+
+async def test_each_new_outage_is_logged_and_backs_off_from_the_start(caplog: pytest.LogCaptureFixture) -> None:
+    source = ListSource(_envelope(0, "a"), _envelope(1, "b"), _envelope(2, "c"))
+    fail_on = {"a": 2, "c": 1}  # two tries in a row on "a", then one later on "c"
+
+    async def flaky(events: AsyncIterator[Event], ctx: AgentContext) -> None:
+        async for event in events:
+            if fail_on.get(event.event):
+                fail_on[event.event] -= 1
+                raise Unavailable("down", "test")
+
+    with caplog.at_level(logging.WARNING, logger="test.agents"):
+        task = asyncio.create_task(run_agent(_spec(), flaky, CTX, source, DeadLetters(), backoff=0.01))
+        await asyncio.wait_for(source.drained.wait(), 5)
+        task.cancel()
+    warnings = [r.getMessage() for r in caplog.records if "handed out again" in r.getMessage()]
+    assert len(warnings) == 2  # the outage on "a" once (not per try), the one on "c" anew
+    assert source.committed == [0, 1, 2]
