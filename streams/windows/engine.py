@@ -12,7 +12,8 @@ their expiry after recovery; this engine closes by event time, and an **idle** p
 event for ``idle`` seconds of wall time) moves its watermark on by the wall time that passed,
 so it does not hold its windows open forever. The caller passes wall time in (``advance_idle``).
 
-State is plain data (``to_state``/``from_state``): the worker keeps it in a changelog topic.
+State is plain data (``to_state``/``from_state``), for a changelog topic. Not wired into the
+worker or ``topology.yaml`` yet: the window stage, its changelog and its emission come next.
 """
 
 from __future__ import annotations
