@@ -10,7 +10,7 @@ is never changed: after a write conflict the store reloads and a fresh batch rep
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -162,7 +162,8 @@ class PersonBatch:
     def _person(self, uuid: str) -> Person:
         work = self._work.get(uuid)
         if work is None:
-            work = copy.deepcopy(self._known.persons[uuid])
+            held = self._known.persons[uuid]
+            work = dataclasses.replace(held, properties=dict(held.properties))  # rules change top-level keys only
             self._work[uuid] = work
         return work
 

@@ -253,3 +253,15 @@ def test_a_batch_split_inside_an_envelope_applies_both_halves() -> None:
     asyncio.run(apply_batch(memory, envelope[3:]))
     assert sorted(p.properties["n"] for p in memory.persons.values()) == list(range(6))
     assert memory.offsets == {("events_raw", 0): (10, 5)}
+
+
+def test_a_batch_never_changes_the_persons_it_started_from() -> None:
+    """A batch works on copies (a conflict replays it from the same ``Known``); a shallow copy suffices."""
+    held = Person("u-1", 5, {"plan": "free", "tags": ["a"]}, False, 3)
+    known = Known({"d-1": "u-1", "d-2": "u-2"}, {"u-1": held, "u-2": Person("u-2", 1, {"x": 1}, True, 1)})
+    batch = PersonBatch(TEAM, known, person_uuid)
+    batch.apply(event("$pageview", "d-1", 10, **{"$set": {"plan": "pro"}, "$unset": ["tags"]}))
+    batch.apply(event("$merge_dangerously", "d-1", 11, alias="d-2"))
+    assert held == Person("u-1", 5, {"plan": "free", "tags": ["a"]}, False, 3)
+    assert known.persons["u-2"] == Person("u-2", 1, {"x": 1}, True, 1)
+
