@@ -32,12 +32,13 @@ def migrate_kafka(bootstrap: str, topology: Topology, progress: Progress) -> Non
         existing = admin.list_topics(timeout=10).topics
     except KafkaException as exc:
         raise NotRunningError(f"Kafka at {bootstrap} does not answer: {exc}") from exc
+    topics = topology.kafka_topics()  # the declared ones and the windows' changelogs
     wanted = [
         NewTopic(name, num_partitions=spec.partitions, replication_factor=spec.replication_factor,
                  config=topic_config(spec))
-        for name, spec in topology.topics.items() if name not in existing
+        for name, spec in topics.items() if name not in existing
     ]
-    for name, spec in topology.topics.items():
+    for name, spec in topics.items():
         if name in existing:
             actual = len(existing[name].partitions)
             if actual != spec.partitions:
@@ -46,7 +47,7 @@ def migrate_kafka(bootstrap: str, topology: Topology, progress: Progress) -> Non
                     "change topology.yaml, or recreate the topic"
                 )
             progress(f"kafka: topic {name} exists ({actual} partitions)")
-    _reconcile_configs(admin, topology, [name for name in topology.topics if name in existing], progress)
+    _reconcile_configs(admin, topology, [name for name in topics if name in existing], progress)
     if wanted:
         for name, future in admin.create_topics(wanted, operation_timeout=30).items():
             try:

@@ -11,6 +11,7 @@ from pydantic.fields import FieldInfo
 
 from headwater.runtime.topology.model import (
     AgentSpec,
+    AggregationSpec,
     BatchSpec,
     CaptureSpec,
     PersonTopics,
@@ -19,6 +20,7 @@ from headwater.runtime.topology.model import (
     StageSpec,
     TopicSpec,
     Topology,
+    WindowSpec,
 )
 from sinks.registry import sink_types
 from streams.stages.registry import stage_types
@@ -33,6 +35,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`sinks[]`", SinkSpec),
     ("`sinks[].batch`", BatchSpec),
     ("`agents[]`", AgentSpec),
+    ("`windows[]`", WindowSpec),
+    ("`windows[].aggregations[]`", AggregationSpec),
 ]
 
 

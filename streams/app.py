@@ -43,6 +43,7 @@ from streams.pipeline import Pipeline, outbox_sender
 from streams.priority import FaustOffsets, LivePriority
 from streams.resources import WorkerResources
 from streams.runner import StageRunner
+from streams.windows.kafka import add_windows
 
 log = logging.getLogger("headwater.worker")
 
@@ -174,6 +175,7 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
             _sink_agent(spec, endpoints, dead_letters, crash))
 
     add_agents(app, topology, endpoints.kafka, dead_letters, crash)
+    add_windows(app, topology, endpoints.kafka, crash)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

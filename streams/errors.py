@@ -55,3 +55,7 @@ class AgentError(StreamsError):
 
 class AgentFailed(StreamsError):
     """A plugin agent's handler raised and its ``on_error`` is ``stop``: the worker stops."""
+
+
+class WindowError(StreamsError):
+    """A window cannot go on: its source holds something that is not events."""

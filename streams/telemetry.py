@@ -1,4 +1,5 @@
-"""The worker's Prometheus metrics, all named here (``headwater_stream_*``, ``headwater_plugin_*``).
+"""The worker's Prometheus metrics, all named here (``headwater_stream_*``, ``headwater_plugin_*``,
+``headwater_window_*``).
 
 Sink metrics are ``sinks.telemetry``'s. Labels are low-cardinality: stage names, outcomes and
 reasons from the code, never event data.
@@ -37,4 +38,14 @@ PERSON_WRITE_CONFLICTS = Counter(
 )
 PERSON_CACHE_WRITE_FAILURES = Counter(
     "headwater_stream_person_cache_write_failures", "Person cache refreshes Redis refused (next read: Postgres)."
+)
+
+WINDOW_LATE_EVENTS = Counter(
+    "headwater_window_late_events", "Events a window did not count: every window holding them had closed.",
+    ["window"],
+)
+WINDOWS_EMITTED = Counter("headwater_window_windows_emitted", "Windows that closed and were sent.", ["window"])
+WINDOW_RECORDS_REPLAYED = Counter(
+    "headwater_window_records_replayed", "Re-keyed records a window had applied already (sent again after a crash).",
+    ["window"],
 )

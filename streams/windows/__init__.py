@@ -1,1 +1,1 @@
-"""Event-time windows: tumbling and hopping, with grace for late events (``streams.windows.engine``)."""
+"""Event-time windows: the engine (pure), the two steps that run it (``runner``), their Kafka side (``kafka``)."""

@@ -12,8 +12,8 @@ their expiry after recovery; this engine closes by event time, and an **idle** p
 event for ``idle`` seconds of wall time) moves its watermark on by the wall time that passed,
 so it does not hold its windows open forever. The caller passes wall time in (``advance_idle``).
 
-State is plain data (``to_state``/``from_state``), for a changelog topic. Not wired into the
-worker or ``topology.yaml`` yet: the window stage, its changelog and its emission come next.
+State is plain data (``to_state``/``from_state``), for the changelog topic that
+``streams.windows.runner`` keeps it in.
 """
 
 from __future__ import annotations

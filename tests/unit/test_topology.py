@@ -179,3 +179,29 @@ def test_the_reference_docs_are_current() -> None:
 
     assert (ROOT / "docs" / "topology.md").read_text() == render() + "\n", (
         "docs/topology.md is stale: python -m headwater.topology_docs > docs/topology.md")
+
+
+def test_windows_are_checked_where_they_are_declared(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, GRAPH_BASE + """\
+    - {name: resolve_project, type: resolve_project}
+    - {name: prepare, type: prepare}
+windows:
+  - name: w
+    source: events_dlq
+    key: [team_id, event]
+    size_seconds: 60
+    step_seconds: 25
+    output: events_processed
+    aggregations:
+      - {name: n, function: count}
+      - {name: n, function: uniq}
+""")
+    assert problems == [
+        "16:5 windows[0].source: topic 'events_dlq' holds no events: a window reads a capture topic or the "
+        "pipeline's output (events_raw, events_overflow, events_historical, events_processed)",
+        "20:5 windows[0].output: topic 'events_processed' holds events: give the window's results a topic of "
+        "their own",
+        "19:5 windows[0].step_seconds: the step (25s) must divide the size (60s)",
+        "23:10 windows[0].aggregations[1].name: duplicate aggregation name 'n'",
+        "23:9 windows[0].aggregations[1]: `uniq` needs a `field` (e.g. distinct_id, properties.price)",
+    ]

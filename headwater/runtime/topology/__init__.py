@@ -1,4 +1,4 @@
-"""``topology.yaml``: the user's declaration of topics, stages, sinks and agents.
+"""``topology.yaml``: the user's declaration of topics, stages, sinks, agents and windows.
 
 Loaded strictly (unknown keys are errors) and validated in layers before anything connects
 (``load``): fields, then the graph (``graph``), then the checks the caller adds. This package
@@ -11,6 +11,7 @@ from headwater.runtime.topology.graph import Check, Loc
 from headwater.runtime.topology.load import load_topology
 from headwater.runtime.topology.model import (
     AgentSpec,
+    AggregationSpec,
     BatchSpec,
     CaptureSpec,
     PersonTopics,
@@ -20,10 +21,12 @@ from headwater.runtime.topology.model import (
     StageSpec,
     TopicSpec,
     Topology,
+    WindowSpec,
 )
 
 __all__ = [
     "AgentSpec",
+    "AggregationSpec",
     "BatchSpec",
     "CaptureSpec",
     "Check",
@@ -35,5 +38,6 @@ __all__ = [
     "StageSpec",
     "TopicSpec",
     "Topology",
+    "WindowSpec",
     "load_topology",
 ]

@@ -42,7 +42,7 @@ def config_drift(admin: AdminClient, topology: Topology, topics: list[str], time
     drift: list[Drift] = []
     for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
         entries = future.result()
-        for key, wanted in topic_config(topology.topics[resource.name]).items():
+        for key, wanted in topic_config(topology.kafka_topics()[resource.name]).items():
             entry = entries.get(key)
             actual = entry.value if entry is not None else None
             if actual != wanted:

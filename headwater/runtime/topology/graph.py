@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from headwater.runtime.topology.model import Topology
+from headwater.runtime.topology.model import Topology, WindowSpec
 
 Loc = tuple[int | str, ...]
 """A path into the YAML document: keys and list indexes."""
@@ -67,6 +67,7 @@ def graph_problems(topology: Topology) -> list[tuple[Loc, str]]:
             problems.append((("agents", i, "source"), f"topic {agent.source!r} holds no events: an agent reads a "
                                                       f"capture topic or the pipeline's output "
                                                       f"({', '.join(dict.fromkeys(event_topics))})"))
+    problems += _window_problems(topology, event_topics)
     names = [s.name for s in topology.sinks]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -77,6 +78,46 @@ def graph_problems(topology: Topology) -> list[tuple[Loc, str]]:
                          f"the sources have different partition counts {sorted(source_partitions)}: "
                          "one agent reads them all, so give them the same count"))
     return problems
+
+
+def _window_problems(topology: Topology, event_topics: list[str]) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    known = set(topology.topics)
+    declared = ", ".join(sorted(known))
+    names: set[str] = set()
+    for i, window in enumerate(topology.windows):
+        at: Loc = ("windows", i)
+        if window.name in names:
+            problems.append(((*at, "name"), f"duplicate window name {window.name!r}"))
+        names.add(window.name)
+        for field, topic in (("source", window.source), ("output", window.output), ("late_topic", window.late_topic)):
+            if topic is not None and topic not in known:
+                problems.append(((*at, field), f"unknown topic {topic!r} (declared: {declared})"))
+        if window.source in known and window.source not in event_topics:
+            readable = ", ".join(dict.fromkeys(event_topics))
+            problems.append(((*at, "source"), f"topic {window.source!r} holds no events: a window reads a capture "
+                                             f"topic or the pipeline's output ({readable})"))
+        if window.output in (window.source, *event_topics):
+            problems.append(((*at, "output"), f"topic {window.output!r} holds events: give the window's results a "
+                                             "topic of their own"))
+        if window.size_seconds % window.step:
+            problems.append(((*at, "step_seconds"), f"the step ({window.step}s) must divide the size "
+                                                   f"({window.size_seconds}s)"))
+        aggregated: set[str] = set()
+        for j, agg in enumerate(window.aggregations):
+            if agg.name in aggregated:
+                problems.append(((*at, "aggregations", j, "name"), f"duplicate aggregation name {agg.name!r}"))
+            aggregated.add(agg.name)
+            if agg.function != "count" and not agg.field:
+                problems.append(((*at, "aggregations", j), f"`{agg.function}` needs a `field` (e.g. distinct_id, "
+                                                           "properties.price)"))
+    return problems
+
+
+def _window_label(window: WindowSpec) -> str:
+    shape = f"{window.size_seconds}s" if window.step == window.size_seconds else \
+        f"{window.size_seconds}s every {window.step}s"
+    return f"window {window.name}: {shape} by {', '.join(window.key)}"
 
 
 def _id(name: str) -> str:
@@ -110,6 +151,12 @@ def mermaid(topology: Topology) -> str:
     for agent in topology.agents:
         lines.append(f"  {_id('a_' + agent.name)}[/\"agent {agent.name}\"/]")
         lines.append(f"  {_id('t_' + agent.source)} --> {_id('a_' + agent.name)}")
+    for window in topology.windows:
+        lines.append(f"  {_id('w_' + window.name)}[/\"{_window_label(window)}\"\\]")
+        lines.append(f"  {_id('t_' + window.source)} --> {_id('w_' + window.name)}")
+        lines.append(f"  {_id('w_' + window.name)} --> {_id('t_' + window.output)}")
+        if window.late_topic is not None:
+            lines.append(f"  {_id('w_' + window.name)} -. late .-> {_id('t_' + window.late_topic)}")
     return "\n".join(lines) + "\n"
 
 
@@ -139,6 +186,12 @@ def dot(topology: Topology) -> str:
     for agent in topology.agents:
         lines.append(f'  "agent:{agent.name}" [shape=parallelogram, label="agent {agent.name}"];')
         lines.append(f'  "{agent.source}" -> "agent:{agent.name}";')
+    for window in topology.windows:
+        lines.append(f'  "window:{window.name}" [shape=trapezium, label="{_window_label(window)}"];')
+        lines.append(f'  "{window.source}" -> "window:{window.name}";')
+        lines.append(f'  "window:{window.name}" -> "{window.output}";')
+        if window.late_topic is not None:
+            lines.append(f'  "window:{window.name}" -> "{window.late_topic}" [style=dashed, label="late"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -166,4 +219,13 @@ def describe(topology: Topology) -> str:
         out += [f"  Sub-topology: {n} (agent: agent_{agent.name})",
                 f"    Source: {agent.source} (topics: [{agent.source}])", f"      --> {agent.name}",
                 f"    Processor: {agent.name} (handler {agent.handler})"]
+    for n, window in enumerate(topology.windows, start=len(topology.sinks) + len(topology.agents) + 1):
+        shape = "tumbling" if window.step == window.size_seconds else f"hopping every {window.step}s"
+        values = ", ".join(f"{a.name}={a.function}({a.field or ''})" for a in window.aggregations)
+        out += [f"  Sub-topology: {n} (window: window_{window.name})",
+                f"    Source: {window.source} (topics: [{window.source}])", f"      --> {window.name}",
+                f"    Processor: {window.name} ({window.size_seconds}s {shape}, grace {window.grace_seconds}s, "
+                f"idle {window.idle_seconds}s; key: {', '.join(window.key)}; {values})",
+                f"      state: {window.changelog(topology.app_id)} (changelog)",
+                f"    Sink: {window.output}" + (f", late: {window.late_topic}" if window.late_topic else "")]
     return "\n".join(out) + "\n"

@@ -130,6 +130,55 @@ class AgentSpec(Strict):
         "Later starts go on from the group's offsets.")
 
 
+class AggregationSpec(Strict):
+    """One value a window computes over its events."""
+
+    name: Name = Field(description="The value's name in the window's results, e.g. `events`, `buyers`, `revenue`.")
+    function: Literal["count", "uniq", "sum", "min", "max"] = Field(
+        description="`count` events; `uniq` distinct values of `field`; `sum`, `min`, `max` of a numeric `field` "
+        "(values that are not numbers are skipped, and counted in the result's `skipped`).")
+    field: str | None = Field(
+        None, description="A field path, for every function but `count`: `distinct_id`, `properties.price`, ...")
+
+
+class WindowSpec(Strict):
+    """An event-time window over a topic's events, emitted once when it closes (see docs/windows.md).
+
+    A window ``[start, start + size)`` closes when its partition's watermark (the newest event
+    time it has seen) passes ``end + grace``; an event whose windows have all closed is late.
+    """
+
+    name: Name = Field(
+        description="Unique name of this window; it reads in its own consumer group, `<app_id>-window_<name>`.")
+    source: Name = Field(description="Topic whose events it reads: a capture topic or the pipeline's output.")
+    key: list[str] = Field(
+        min_length=1, description="Field paths the windows are kept apart by: `team_id`, `event`, `properties.$os`.")
+    size_seconds: int = Field(gt=0, description="Length of a window.")
+    step_seconds: int | None = Field(
+        None, gt=0, description="How far consecutive windows start apart: `size_seconds` (the default) makes "
+        "tumbling windows, less makes hopping ones (it must divide `size_seconds`).")
+    grace_seconds: int = Field(60, ge=0, description="How long after its end a window still takes late events.")
+    idle_seconds: int | None = Field(
+        30, gt=0, description="A partition with no event for this long (wall time) moves its watermark on by the "
+        "time that passed, so its windows close; null waits for events forever.")
+    aggregations: list[AggregationSpec] = Field(min_length=1, description="What each window computes.")
+    output: Name = Field(description="Topic the closed windows go to (JSON, keyed `<name>:<key>:<start>`).")
+    late_topic: Name | None = Field(
+        None, description="Topic late events go to (their envelope's records, as JSON); null only counts them.")
+
+    @property
+    def step(self) -> int:
+        return self.step_seconds or self.size_seconds
+
+    def changelog(self, app_id: str) -> str:
+        """The compacted topic holding this window's state, one message per partition."""
+        return f"{app_id}-window-{self.name}-changelog"
+
+    def repartition(self, app_id: str) -> str:
+        """The topic the window's events are re-keyed to, so that one partition holds all of a key."""
+        return f"{app_id}-window-{self.name}-repartition"
+
+
 class Topology(Strict):
     """The whole pipeline."""
 
@@ -140,3 +189,15 @@ class Topology(Strict):
     pipeline: PipelineSpec = Field(description="Raw events in, processed events out.")
     sinks: list[SinkSpec] = Field(default_factory=list, description="Where processed events are written.")
     agents: list[AgentSpec] = Field(default_factory=list, description="Your own agents on declared topics.")
+    windows: list[WindowSpec] = Field(default_factory=list, description="Event-time windows over declared topics.")
+
+    def kafka_topics(self) -> dict[str, TopicSpec]:
+        """Every topic to create: the declared ones, and each window's repartition topic (as many
+        partitions as its source, kept a day) and changelog (as many, compacted, kept forever)."""
+        topics = dict(self.topics)
+        for window in self.windows:
+            source = self.topics.get(window.source) or TopicSpec()
+            size = {"partitions": source.partitions, "replication_factor": source.replication_factor}
+            topics.setdefault(window.repartition(self.app_id), TopicSpec(**size, retention_hours=24))
+            topics.setdefault(window.changelog(self.app_id), TopicSpec(**size, retention_hours=None, compacted=True))
+        return topics

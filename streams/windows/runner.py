@@ -1,0 +1,274 @@
+"""A declared window in the worker: events re-keyed by the window's key, then aggregated once per key.
+
+Two steps, each with a consumer group of its own, as Kafka Streams does for a ``groupBy``:
+
+1. **re-key** (``Rekeyer``, group ``<app_id>-window_<name>-rekey``) reads the source topic's
+   envelopes and sends, for each event, a small JSON record (its time, key values, the fields the
+   aggregations read, its uuid and where it came from) to the window's repartition topic, keyed
+   by the window key. Every event of one key then lands in one partition, so a window is
+   computed whole by one worker instead of in pieces by every partition of the source.
+2. **aggregate** (``Aggregator``, group ``<app_id>-window_<name>``) feeds each repartition
+   partition's records to its ``engine.PartitionWindows`` and sends the windows that closed to
+   the output topic, keyed ``<name>:<key>:<start>``, with the partition's state to the
+   compacted changelog (``<app_id>-window-<name>-changelog``, one message per partition).
+
+Exactly once, without Kafka transactions: a batch's messages are all acknowledged before its
+offsets are committed, so a crash replays a batch and re-keying may send a record twice. The
+state each changelog message holds includes, per source partition, the position (offset, index)
+of the last record applied; a record at or before it is a replay and is skipped. The re-keyer
+sends one source partition's records in order, so positions only grow. A window restored from
+the changelog therefore counts each event once, and closes, and is emitted, at the same point
+of the data. A window may be *sent* twice (a crash between the output's ack and the changelog's):
+with the same key and the same values, which a table keyed by it (ClickHouse's
+ReplacingMergeTree) keeps once.
+
+The I/O is behind ``WindowIO`` (Kafka in ``streams.windows.kafka``; lists in unit tests).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from headwater.runtime.topology import WindowSpec
+from schemas.serializer import decode_envelope
+from streams import telemetry
+from streams.errors import WindowError
+from streams.windows.engine import MICROS, Aggregation, Closed, PartitionWindows, WindowShape, key_of, value_at
+
+Position = tuple[int, int]  # a record's source offset and index in its envelope
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message read from Kafka."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Out:
+    """A message to send; ``partition`` None lets the key choose."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    partition: int | None = None
+
+
+class WindowIO(Protocol):
+    """One step's consumer and producer."""
+
+    async def fetch(self, timeout: float) -> list[Message]:
+        """The next messages of the step's source (waits up to ``timeout`` seconds; may return none)."""
+        ...
+
+    def assigned(self) -> set[int]:
+        """The source partitions this worker holds now."""
+        ...
+
+    async def send(self, messages: Sequence[Out]) -> None:
+        """Send ``messages`` and wait until Kafka acknowledged every one."""
+        ...
+
+    async def commit(self, offsets: Mapping[int, int]) -> None:
+        """Commit the next offset to read, per source partition."""
+        ...
+
+
+class ChangelogReader(Protocol):
+    async def last(self, partition: int) -> bytes | None:
+        """The newest changelog message of ``partition``, or None when it has none."""
+        ...
+
+
+def shape_of(spec: WindowSpec) -> WindowShape:
+    idle = spec.idle_seconds * MICROS if spec.idle_seconds is not None else None
+    return WindowShape(spec.size_seconds * MICROS, spec.step * MICROS, spec.grace_seconds * MICROS, idle)
+
+
+def aggregations_of(spec: WindowSpec) -> list[Aggregation]:
+    return [Aggregation(a.name, a.function, a.field) for a in spec.aggregations]
+
+
+def _needs_parsing(paths: Iterable[str]) -> set[str]:
+    """The JSON-text fields of a record (``properties``, ``person_properties``) the paths look into."""
+    return {p.partition(".")[0] for p in paths if "." in p} & {"properties", "person_properties"}
+
+
+def _readable(record: Mapping[str, Any], parse: set[str]) -> Mapping[str, Any]:
+    if not parse:
+        return record
+    out = dict(record)
+    for name in parse:
+        text = out.get(name)
+        if isinstance(text, str | bytes):
+            try:
+                out[name] = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                out[name] = {}
+    return out
+
+
+def _nested(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"properties.price": 3}`` back into ``{"properties": {"price": 3}}``, for ``engine.value_at``."""
+    out: dict[str, Any] = {}
+    for path, value in fields.items():
+        head, dot, rest = path.partition(".")
+        if dot:
+            out.setdefault(head, {})[rest] = value
+        else:
+            out[head] = value
+    return out
+
+
+class Rekeyer:
+    """Step 1: the source's events as small records keyed by the window key; see the module docstring."""
+
+    def __init__(self, spec: WindowSpec, app_id: str, io: WindowIO) -> None:
+        self.spec = spec
+        self._io = io
+        self._topic = spec.repartition(app_id)
+        self._fields = sorted({a.field for a in spec.aggregations if a.field})
+        self._parse = _needs_parsing([*spec.key, *self._fields])
+
+    def rekey(self, message: Message) -> list[Out]:
+        """One source envelope's events as repartition records; ``WindowError`` if it holds none."""
+        try:
+            subject, records = decode_envelope(message.value)
+        except Exception as exc:  # any decoding failure is the same problem
+            raise WindowError(f"window {self.spec.name}: an envelope of {self.spec.source} at offset "
+                              f"{message.offset} cannot be decoded: {exc}") from exc
+        if subject not in ("processed_envelope", "raw_envelope"):
+            raise WindowError(f"window {self.spec.name}: {self.spec.source} holds {subject} envelopes, not events")
+        out = []
+        for index, record in enumerate(records):
+            readable = _readable(record, self._parse)
+            key = key_of(readable, self.spec.key)
+            value = {"t": int(record["timestamp"]), "k": list(key), "u": record.get("uuid"),
+                     "f": {f: value_at(readable, f) for f in self._fields},
+                     "o": [message.partition, message.offset, index]}
+            out.append(Out(self._topic, "\x1f".join(key).encode(), orjson.dumps(value)))
+        return out
+
+    async def step(self, timeout: float = 1.0) -> int:
+        """Re-key one fetch; how many source envelopes it handled."""
+        messages = await self._io.fetch(timeout)
+        if not messages:
+            return 0
+        out: list[Out] = []
+        offsets: dict[int, int] = {}
+        for message in messages:
+            out += self.rekey(message)
+            offsets[message.partition] = message.offset + 1
+        await self._io.send(out)
+        await self._io.commit(offsets)
+        return len(messages)
+
+
+@dataclass
+class _Partition:
+    windows: PartitionWindows
+    applied: dict[int, Position] = field(default_factory=dict)  # source partition -> last position applied
+
+
+class Aggregator:
+    """Step 2: windows per repartition partition, emitted once when they close; see the module docstring."""
+
+    def __init__(self, spec: WindowSpec, app_id: str, io: WindowIO, changelog: ChangelogReader,
+                 clock: Any = time.time) -> None:
+        self.spec = spec
+        self._io = io
+        self._changelog = changelog
+        self._changelog_topic = spec.changelog(app_id)
+        self._clock = clock
+        self._shape = shape_of(spec)
+        self._aggregations = aggregations_of(spec)
+        self._partitions: dict[int, _Partition] = {}
+        self._late = telemetry.WINDOW_LATE_EVENTS.labels(spec.name)
+        self._emitted = telemetry.WINDOWS_EMITTED.labels(spec.name)
+        self._replayed = telemetry.WINDOW_RECORDS_REPLAYED.labels(spec.name)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Drop the state of partitions this worker lost: if they come back, the changelog has them."""
+        for partition in partitions:
+            self._partitions.pop(partition, None)
+
+    async def _partition(self, partition: int) -> _Partition:
+        held = self._partitions.get(partition)
+        if held is None:
+            state = await self._changelog.last(partition)
+            if state is None:
+                held = _Partition(PartitionWindows(self._shape, self._aggregations))
+            else:
+                doc = orjson.loads(state)
+                held = _Partition(PartitionWindows.from_state(self._shape, self._aggregations, doc["windows"]),
+                                  {int(p): (o, i) for p, (o, i) in doc["applied"].items()})
+            self._partitions[partition] = held
+        return held
+
+    async def step(self, timeout: float = 1.0) -> int:
+        """Aggregate one fetch, close what the watermarks passed (idle partitions too); records applied."""
+        messages = await self._io.fetch(timeout)
+        now = self._clock()
+        assigned = self._io.assigned()
+        for gone in set(self._partitions) - assigned:  # moved to another worker: it restores them
+            del self._partitions[gone]
+        by_partition: dict[int, list[Message]] = {}
+        for message in messages:
+            by_partition.setdefault(message.partition, []).append(message)
+        out: list[Out] = []  # closed windows and late events: acknowledged before any state says they were sent
+        states: list[Out] = []
+        offsets: dict[int, int] = {}
+        applied = 0
+        for partition in sorted(set(by_partition) | (assigned & set(self._partitions))):
+            held = await self._partition(partition)
+            changed = False
+            for message in by_partition.get(partition, []):
+                applied += self._apply(held, message, now, out)
+                offsets[partition] = message.offset + 1
+                changed = True
+            held.windows.advance_idle(now)
+            closed = held.windows.close()
+            if closed or changed:
+                out += [self._result(c, now) for c in closed]
+                self._emitted.inc(len(closed))
+                state = {"windows": held.windows.to_state(),
+                         "applied": {str(p): list(pos) for p, pos in held.applied.items()}}
+                states.append(Out(self._changelog_topic, str(partition).encode(), orjson.dumps(state), partition))
+        if out:
+            await self._io.send(out)
+        if states:
+            await self._io.send(states)
+        if offsets:
+            await self._io.commit(offsets)
+        return applied
+
+    def _apply(self, held: _Partition, message: Message, now: float, out: list[Out]) -> int:
+        record = orjson.loads(message.value)
+        source, offset, index = record["o"]
+        position = (offset, index)
+        if position <= held.applied.get(source, (-1, -1)):
+            self._replayed.inc()
+            return 0
+        held.applied[source] = position
+        if held.windows.add(tuple(record["k"]), record["t"], _nested(record["f"]), now):
+            return 1
+        self._late.inc()
+        if self.spec.late_topic is not None:
+            out.append(Out(self.spec.late_topic, message.key or b"", message.value))
+        return 0
+
+    def _result(self, closed: Closed, now: float) -> Out:
+        key = dict(zip(self.spec.key, closed.key, strict=True))
+        value = {"window": self.spec.name, "key": key, "start": closed.start, "end": closed.end,
+                 "values": closed.values, "skipped": closed.skipped, "emitted_at": int(now * MICROS)}
+        name = f"{self.spec.name}:{'|'.join(closed.key)}:{closed.start}"
+        return Out(self.spec.output, name.encode(), orjson.dumps(value))
