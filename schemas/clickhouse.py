@@ -99,5 +99,23 @@ ENGINE = ReplacingMergeTree(version)
 ORDER BY (team_id, group_type_index, group_key)
 """
 
+EVENT_ROLLUPS = """
+CREATE TABLE IF NOT EXISTS event_rollups
+(
+    team_id Int64,
+    event String,
+    window_start DateTime64(6, 'UTC'),
+    window_end DateTime64(6, 'UTC'),
+    events UInt64,
+    unique_distinct_ids UInt64,
+    emitted_at DateTime64(6, 'UTC'),
+    inserted_at DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree(emitted_at)
+ORDER BY (team_id, event, window_start)
+"""
+"""Events and unique distinct ids per project, event name and minute, from the default
+``event_rollups`` window: one row per window (a window sent again replaces its row)."""
+
 STATEMENTS: tuple[str, ...] = (EVENTS, INGESTION_WARNINGS, PERSON, PERSON_DISTINCT_ID2, PERSON_DISTINCT_ID_OVERRIDES,
-                               GROUPS)
+                               GROUPS, EVENT_ROLLUPS)

@@ -74,7 +74,8 @@ def validate(
         checks.append(lambda topology: environment_problems(topology, bootstrap))
     topology = _load(path, *checks)
     say(f"{path}: ok ({len(topology.topics)} topics, {len(topology.pipeline.stages)} stages, "
-        f"{len(topology.sinks)} sinks{'' if offline else ', topics present in Kafka'})")
+        f"{len(topology.sinks)} sinks, {len(topology.windows)} windows"
+        f"{'' if offline else ', topics present in Kafka'})")
 
 
 @topology_app.command("graph")

@@ -9,11 +9,11 @@ from pydantic import Field
 from sinks.registry import SinkConfig
 
 Records = Literal["events", "ingestion_warnings", "person", "person_distinct_id2", "person_distinct_id_overrides",
-                  "groups"]
+                  "groups", "event_rollups"]
 
 
 class ClickHouseConfig(SinkConfig):
-    """Writes processed events (or ingestion warnings, or person rows) into a ClickHouse table."""
+    """Writes processed events (or ingestion warnings, person rows, window results) into a ClickHouse table."""
 
     records: Records = Field(
         "events", description="What the source topic carries, and so which table it fills."

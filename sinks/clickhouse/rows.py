@@ -1,5 +1,5 @@
 """Records → rows: ``events`` from processed events, ``ingestion_warnings`` from warnings, the
-person tables from the persons stage's rows.
+person tables from the persons stage's rows, ``event_rollups`` from the default window's results.
 
 Two ways in. **Avro** (the usual one): the envelopes' records go to ClickHouse as they came
 from Kafka, in an Avro container (``schemas.container``), and ClickHouse maps their fields to
@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 
 def _datetime64(micros: int) -> str:
@@ -108,8 +110,25 @@ GROUPS = RowFormat(
     ("group_type_index", "group_key", _MICROS.format("created_at"), "team_id", "properties", "version"),
 )
 
+
+
+def rollup_row(window: Any) -> tuple[object, ...]:
+    """A ``WindowResult`` of a window keyed ``[team_id, event]`` with ``events`` (count) and
+    ``unique_distinct_ids`` (uniq of distinct_id) as a row of ``event_rollups``."""
+    key, values = orjson.loads(window["key"]), orjson.loads(window["values"])
+    return (int(key["team_id"]), key["event"], _datetime64(window["start"]), _datetime64(window["end"]),
+            int(values["events"]), int(values["unique_distinct_ids"]), _datetime64(window["emitted_at"]))
+
+
+ROLLUPS = RowFormat(
+    ("team_id", "event", "window_start", "window_end", "events", "unique_distinct_ids", "emitted_at"), rollup_row,
+    ("toInt64(JSONExtractString(key, 'team_id'))", "JSONExtractString(key, 'event')", _MICROS.format("start"),
+     _MICROS.format("`end`"), "toUInt64(JSONExtractFloat(values, 'events'))",
+     "toUInt64(JSONExtractFloat(values, 'unique_distinct_ids'))", _MICROS.format("emitted_at")),
+)
+
 ROW_FORMATS: dict[str, RowFormat] = {
     "events": EVENTS, "ingestion_warnings": WARNINGS, "person": PERSONS, "person_distinct_id2": DISTINCT_IDS,
-    "person_distinct_id_overrides": DISTINCT_IDS, "groups": GROUPS,
+    "person_distinct_id_overrides": DISTINCT_IDS, "groups": GROUPS, "event_rollups": ROLLUPS,
 }
 """The config's ``records`` → the row format of that table."""

@@ -9,7 +9,8 @@ Two steps, each with a consumer group of its own, as Kafka Streams does for a ``
    computed whole by one worker instead of in pieces by every partition of the source.
 2. **aggregate** (``Aggregator``, group ``<app_id>-window_<name>``) feeds each repartition
    partition's records to its ``engine.PartitionWindows`` and sends the windows that closed to
-   the output topic, keyed ``<name>:<key>:<start>``, with the partition's state to the
+   the output topic (``window_results`` Avro envelopes, one window each, keyed
+   ``<name>:<key>:<start>``), with the partition's state to the
    compacted changelog (``<app_id>-window-<name>-changelog``, one message per partition).
 
 Exactly once, without Kafka transactions: a batch's messages are all acknowledged before its
@@ -35,7 +36,7 @@ from typing import Any, Protocol
 import orjson
 
 from headwater.runtime.topology import WindowSpec
-from schemas.serializer import decode_envelope
+from schemas.serializer import decode_envelope, encode_envelope
 from streams import telemetry
 from streams.errors import WindowError
 from streams.windows.engine import MICROS, Aggregation, Closed, PartitionWindows, WindowShape, key_of, value_at
@@ -267,8 +268,10 @@ class Aggregator:
         return 0
 
     def _result(self, closed: Closed, now: float) -> Out:
+        """A ``window_results`` envelope of one window (``schemas/avro/window_results.v1.avsc``)."""
         key = dict(zip(self.spec.key, closed.key, strict=True))
-        value = {"window": self.spec.name, "key": key, "start": closed.start, "end": closed.end,
-                 "values": closed.values, "skipped": closed.skipped, "emitted_at": int(now * MICROS)}
+        record = {"window": self.spec.name, "key": orjson.dumps(key).decode(), "start": closed.start,
+                  "end": closed.end, "values": orjson.dumps(closed.values).decode(), "skipped": closed.skipped,
+                  "emitted_at": int(now * MICROS)}
         name = f"{self.spec.name}:{'|'.join(closed.key)}:{closed.start}"
-        return Out(self.spec.output, name.encode(), orjson.dumps(value))
+        return Out(self.spec.output, name.encode(), encode_envelope("window_results", [record]))

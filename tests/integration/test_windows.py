@@ -21,6 +21,7 @@ from tests.support.metrics import scrape
 from tests.support.processes import StartGateway, StartWorker
 from tests.support.topology import fresh_prefix, isolated_pipeline, isolated_topology
 from tests.support.waiting import wait_until
+from tests.support.windows import result
 
 EVENTS = ("$pageview", "purchase")
 MINUTES = 4
@@ -31,13 +32,13 @@ def _windowed(prefix: str) -> dict[str, Any]:
     results, late = f"{prefix}window_results", f"{prefix}window_late"
     doc["topics"][results] = {"partitions": 1}
     doc["topics"][late] = {"partitions": 1}
-    doc["windows"] = [{
+    doc["windows"].append({
         "name": "per_minute", "source": doc["pipeline"]["output"], "key": ["team_id", "event"],
         "size_seconds": 60, "grace_seconds": 30, "idle_seconds": None, "output": results, "late_topic": late,
         "aggregations": [{"name": "events", "function": "count"},
                          {"name": "users", "function": "uniq", "field": "distinct_id"},
                          {"name": "revenue", "function": "sum", "field": "properties.price"}],
-    }]
+    })
     return doc
 
 
@@ -84,10 +85,10 @@ async def test_a_windowed_rollup_counts_what_a_group_by_counts_and_late_events_a
     finally:
         client.shutdown()
 
-    results_topic = doc["windows"][0]["output"]
+    results_topic = doc["windows"][-1]["output"]
 
     def emitted() -> list[dict[str, Any]]:
-        return [orjson.loads(m.value() or b"null") for m in messages(stack.kafka, results_topic, 1, timeout=30)]
+        return [result(m.value() or b"") for m in messages(stack.kafka, results_topic, 1, timeout=30)]
 
     wanted = {(event, minute) for event in EVENTS for minute in range(MINUTES)}
 
@@ -105,7 +106,7 @@ async def test_a_windowed_rollup_counts_what_a_group_by_counts_and_late_events_a
     else:
         assert max(len(vs) for vs in values.values()) == 1  # each once
 
-    late_topic = doc["windows"][0]["late_topic"]
+    late_topic = doc["windows"][-1]["late_topic"]
     late = [orjson.loads(m.value() or b"null") for m in messages(stack.kafka, late_topic, 1, timeout=30)]
     late_uuids = {r["u"] for r in late}
     rows = await select(stack, f"SELECT toString(uuid) FROM {table} AND distinct_id = 'user-late'")
@@ -126,3 +127,16 @@ async def test_a_windowed_rollup_counts_what_a_group_by_counts_and_late_events_a
     if not killed:  # a killed worker's counters died with it
         metrics = scrape(f"{worker.url}/metrics")
         assert metrics.value("headwater_window_late_events_total", window="per_minute") == len(late)
+
+    # the default window, into ClickHouse: event_rollups equals a GROUP BY over events FINAL
+    before_closers = int(began.timestamp()) * 1_000_000 + MINUTES * 60_000_000
+    where = f"team_id = {project.id} AND window_start < fromUnixTimestamp64Micro({before_closers}, 'UTC')"
+    rollups = f"""SELECT event, toUnixTimestamp64Micro(window_start), events, unique_distinct_ids
+                  FROM event_rollups FINAL WHERE {where}"""
+    grouped = await select(stack, f"""
+        SELECT event, toUnixTimestamp(toStartOfMinute(timestamp)) * 1000000, count(), uniqExact(distinct_id)
+        FROM {table} AND distinct_id NOT IN ('user-closer', 'user-late') AND toString(uuid) NOT IN ({counted})
+        GROUP BY event, toStartOfMinute(timestamp)""")
+    await wait_for_count(stack, f"SELECT count() FROM event_rollups FINAL WHERE {where}", len(wanted),
+                         logs=[worker.log])
+    assert sorted(map(tuple, (await select(stack, rollups)).rows)) == sorted(map(tuple, grouped.rows))

@@ -22,7 +22,7 @@ from headwater.runtime.topology import Topology, load_topology
 from tests.support import DEFAULT_TOPOLOGY
 
 TOPIC_KEYS = frozenset({"topic", "overflow_topic", "historical_topic", "source", "sources", "output", "dead_letter",
-                        "warnings", "persons", "distinct_ids", "overrides", "groups"})
+                        "warnings", "persons", "distinct_ids", "overrides", "groups", "late_topic"})
 
 
 def isolated_topology(prefix: str, **overrides: Any) -> dict[str, Any]:

@@ -122,7 +122,7 @@ sinks:
     assert problems == [
         "15:15 sinks[0].type: unknown sink type 'clickhose': did you mean 'clickhouse'? (known: clickhouse)",
         "16:68 sinks[1].config.records: Input should be 'events', 'ingestion_warnings', 'person', "
-        "'person_distinct_id2', 'person_distinct_id_overrides' or 'groups'",
+        "'person_distinct_id2', 'person_distinct_id_overrides', 'groups' or 'event_rollups'",
         "16:86 sinks[1].config.tabel: unknown key 'tabel': did you mean 'table'?",
     ]
 

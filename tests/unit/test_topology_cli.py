@@ -21,7 +21,7 @@ def _run(*args: str) -> Result:
 def test_validate_ok_offline() -> None:
     result = _run("topology", "validate", "--offline", str(DEFAULT_TOPOLOGY))
     assert result.exit_code == 0, result.output
-    assert "ok (10 topics, 6 stages, 6 sinks)" in result.output
+    assert "ok (11 topics, 6 stages, 7 sinks, 1 windows)" in result.output
 
 
 def test_a_long_message_stays_on_one_line(tmp_path: Path) -> None:
@@ -78,7 +78,9 @@ def test_describe_lists_the_processors_in_order() -> None:
     result = _run("topology", "describe", str(DEFAULT_TOPOLOGY))
     assert result.exit_code == 0
     processors = re.findall(r"Processor: (\w+)", result.output)
-    assert processors == [s.name for s in load_topology(DEFAULT_TOPOLOGY).pipeline.stages]
+    topology = load_topology(DEFAULT_TOPOLOGY)
+    assert processors == [s.name for s in topology.pipeline.stages] + [w.name for w in topology.windows]
+    assert "state: headwater-window-event_rollups-changelog (changelog)" in result.output
 
 
 def test_the_default_cases_pass_and_a_wrong_expectation_fails(tmp_path: Path) -> None:

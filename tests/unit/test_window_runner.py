@@ -15,6 +15,7 @@ from headwater.runtime.topology import AggregationSpec, WindowSpec
 from schemas.serializer import encode_envelope
 from streams.errors import WindowError
 from streams.windows.runner import Aggregator, Message, Out, Rekeyer
+from tests.support.windows import result
 
 MINUTE = 60_000_000
 BASE = 1_700_000_000 * 1_000_000 // MINUTE * MINUTE  # a minute's start, in microseconds
@@ -129,7 +130,7 @@ class Pipeline:
         asyncio.run(both())
 
     def results(self) -> list[dict[str, Any]]:
-        return [orjson.loads(m.value) for m in self.output.partitions[0]]
+        return [result(m.value) for m in self.output.partitions[0]]
 
 
 def by_window(results: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
