@@ -12,6 +12,16 @@ A cases file (``topology.tests.yaml`` beside the topology by default)::
           - dropped: true                       # or dead_letter: true, or a subset of the output:
           # - {event: $pageview, properties: {$browser: Chrome}}
 
+``windows`` checks the topology's windows over the pipeline's output: every window each one
+emits for the case's output events, oldest first, with a subset of its key and values::
+
+        windows:
+          event_rollups:
+            - {start: "2026-01-01T10:00:00Z", key: {event: purchase}, values: {events: 2}}
+
+The windows see the output events in input order, all in one partition; the end of the input
+closes every window still open, and an event beyond a closed window's grace is late (not counted).
+
 Inputs go through the gateway's capture rules first, so they look exactly like captured events.
 Expected properties are a subset: keys not listed are not checked. ``person_properties`` (a
 subset too) and ``same_person_as: <index of an earlier input>`` check the ``persons`` stage,
@@ -24,8 +34,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,11 +47,14 @@ from capture_gateway.events import Batch, CaptureContext, now_micros, request_to
 from headwater.errors import TopologyError
 from headwater.runtime.projects import Project
 from headwater.runtime.topology import Topology
+from schemas.events import ProcessedEvent
 from streams.components import build_stages
 from streams.event import PipelineEvent
 from streams.plugins.kv import MemoryKeyValue
 from streams.runner import StageRunner
 from streams.stages.base import StageResources
+from streams.windows.engine import PartitionWindows
+from streams.windows.runner import WindowInput, aggregations_of, nested, shape_of
 
 
 class _Strict(BaseModel):
@@ -64,11 +78,22 @@ class Expect(_Strict):
     """The index of an earlier input whose event left with the same ``person_id``."""
 
 
+class ExpectWindow(_Strict):
+    key: dict[str, str] = Field(default_factory=dict)
+    """A subset of the window's key values (as text)."""
+    start: datetime
+    values: dict[str, Any] = Field(default_factory=dict)
+    """A subset of the window's values."""
+
+
 class Case(_Strict):
     name: str
     until: str | None = None
     input: list[dict[str, Any]] = Field(min_length=1)
     expect: list[Expect]
+    windows: dict[str, list[ExpectWindow]] = Field(default_factory=dict)
+    """Per window name, every window it emits for the case's output events (the end of the input
+    closes them all), oldest first."""
 
 
 class CasesFile(_Strict):
@@ -127,6 +152,7 @@ async def _run_case(topology: Topology, case: Case, project: Project) -> list[st
     ctx = CaptureContext(now=now_micros(), ip="127.0.0.1", sent_at_ms=None, engage=False)
     failures: list[str] = []
     person_ids: dict[int, str] = {}
+    outputs: list[ProcessedEvent] = []  # what the pipeline sent on, for the windows
     try:
         await runner.start()  # as the worker does; a stage that cannot start ends the run (StageStartError)
         for i, (given, expect) in enumerate(zip(case.input, case.expect, strict=True)):
@@ -154,6 +180,7 @@ async def _run_case(topology: Topology, case: Case, project: Project) -> list[st
             actual: dict[str, Any] = {"event": event.raw["event"], "distinct_id": event.raw["distinct_id"],
                                       "properties": properties}
             if event.processed is not None:
+                outputs.append(event.processed)
                 person_ids[i] = event.processed["person_id"]
                 actual["person_properties"] = orjson.loads(event.processed["person_properties"])
             wanted_fields = expect.model_dump(exclude={"dropped", "dead_letter", "same_person_as"}, exclude_none=True)
@@ -163,7 +190,44 @@ async def _run_case(topology: Topology, case: Case, project: Project) -> list[st
                                 f"({person_ids.get(i)} vs {person_ids.get(expect.same_person_as)})")
     finally:
         await runner.close()
+    return failures + _window_problems(topology, case, outputs)
+
+
+def _window_problems(topology: Topology, case: Case, outputs: list[ProcessedEvent]) -> list[str]:
+    """Each window the case names, fed the case's output events in order, against its expectations."""
+    specs = {w.name: w for w in topology.windows}
+    failures: list[str] = []
+    for name, expected in case.windows.items():
+        spec = specs.get(name)
+        if spec is None:
+            failures.append(f"windows.{name}: no such window (windows: {', '.join(specs) or 'none'})")
+            continue
+        if spec.source != topology.pipeline.output:
+            failures.append(f"windows.{name}: reads {spec.source}; cases test windows over the pipeline's output")
+            continue
+        windows = PartitionWindows(shape_of(spec), aggregations_of(spec))
+        read = WindowInput(spec)
+        for record in outputs:
+            key, timestamp, fields = read.of(cast(dict[str, Any], record))
+            windows.add(key, timestamp, nested(fields), 0.0)
+        closed = sorted(windows.close() + windows.close_all(), key=lambda c: (c.start, c.key))
+        if len(closed) != len(expected):
+            failures.append(f"windows.{name}: expected {len(expected)} windows, got {len(closed)}: "
+                            + ", ".join(f"{dict(zip(spec.key, c.key, strict=True))} at {_iso(c.start)}"
+                                        for c in closed))
+            continue
+        for j, (want, got) in enumerate(zip(expected, closed, strict=True)):
+            at = f"windows.{name}[{j}]"
+            start = int(want.start.timestamp() * 1_000_000)
+            if start != got.start:
+                failures.append(f"{at}.start: expected {_iso(start)}, got {_iso(got.start)}")
+            failures += _subset_problems(want.key, dict(zip(spec.key, got.key, strict=True)), f"{at}.key")
+            failures += _subset_problems(want.values, got.values, f"{at}.values")
     return failures
+
+
+def _iso(micros: int) -> str:
+    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def load_cases(path: Path) -> CasesFile:

@@ -188,6 +188,12 @@ class PartitionWindows:
             closed.append(Closed(key, start, start + self.shape.size, acc.values(self.aggregations), acc.skipped))
         return closed
 
+    def close_all(self) -> list[Closed]:
+        """Every open window, as if the watermark had passed them all (the end of a test's input)."""
+        if self.open:
+            self.watermark = max(self.shape.closes_at(start) for _, start in self.open)
+        return self.close()
+
     # -- state, for the changelog ---------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:

@@ -39,7 +39,16 @@ from headwater.runtime.topology import WindowSpec
 from schemas.serializer import decode_envelope, encode_envelope
 from streams import telemetry
 from streams.errors import WindowError
-from streams.windows.engine import MICROS, Aggregation, Closed, PartitionWindows, WindowShape, key_of, value_at
+from streams.windows.engine import (
+    MICROS,
+    Aggregation,
+    Closed,
+    PartitionWindows,
+    WindowKey,
+    WindowShape,
+    key_of,
+    value_at,
+)
 
 Position = tuple[int, int]  # a record's source offset and index in its envelope
 
@@ -118,7 +127,7 @@ def _readable(record: Mapping[str, Any], parse: set[str]) -> Mapping[str, Any]:
     return out
 
 
-def _nested(fields: Mapping[str, Any]) -> dict[str, Any]:
+def nested(fields: Mapping[str, Any]) -> dict[str, Any]:
     """``{"properties.price": 3}`` back into ``{"properties": {"price": 3}}``, for ``engine.value_at``."""
     out: dict[str, Any] = {}
     for path, value in fields.items():
@@ -130,6 +139,21 @@ def _nested(fields: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+class WindowInput:
+    """What a window reads of an event record: its key, its time, the fields its aggregations read."""
+
+    def __init__(self, spec: WindowSpec) -> None:
+        self.spec = spec
+        self.fields = sorted({a.field for a in spec.aggregations if a.field})
+        self._parse = _needs_parsing([*spec.key, *self.fields])
+
+    def of(self, record: Mapping[str, Any]) -> tuple[WindowKey, int, dict[str, Any]]:
+        """``(key, timestamp, {field path: value})``; ``nested`` turns the fields back into a record."""
+        readable = _readable(record, self._parse)
+        fields = {f: value_at(readable, f) for f in self.fields}
+        return key_of(readable, self.spec.key), int(record["timestamp"]), fields
+
+
 class Rekeyer:
     """Step 1: the source's events as small records keyed by the window key; see the module docstring."""
 
@@ -137,8 +161,7 @@ class Rekeyer:
         self.spec = spec
         self._io = io
         self._topic = spec.repartition(app_id)
-        self._fields = sorted({a.field for a in spec.aggregations if a.field})
-        self._parse = _needs_parsing([*spec.key, *self._fields])
+        self._input = WindowInput(spec)
 
     def rekey(self, message: Message) -> list[Out]:
         """One source envelope's events as repartition records; ``WindowError`` if it holds none."""
@@ -151,10 +174,8 @@ class Rekeyer:
             raise WindowError(f"window {self.spec.name}: {self.spec.source} holds {subject} envelopes, not events")
         out = []
         for index, record in enumerate(records):
-            readable = _readable(record, self._parse)
-            key = key_of(readable, self.spec.key)
-            value = {"t": int(record["timestamp"]), "k": list(key), "u": record.get("uuid"),
-                     "f": {f: value_at(readable, f) for f in self._fields},
+            key, timestamp, fields = self._input.of(record)
+            value = {"t": timestamp, "k": list(key), "u": record.get("uuid"), "f": fields,
                      "o": [message.partition, message.offset, index]}
             out.append(Out(self._topic, "\x1f".join(key).encode(), orjson.dumps(value)))
         return out
@@ -260,7 +281,7 @@ class Aggregator:
             self._replayed.inc()
             return 0
         held.applied[source] = position
-        if held.windows.add(tuple(record["k"]), record["t"], _nested(record["f"]), now):
+        if held.windows.add(tuple(record["k"]), record["t"], nested(record["f"]), now):
             return 1
         self._late.inc()
         if self.spec.late_topic is not None:

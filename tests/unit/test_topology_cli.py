@@ -86,7 +86,7 @@ def test_describe_lists_the_processors_in_order() -> None:
 def test_the_default_cases_pass_and_a_wrong_expectation_fails(tmp_path: Path) -> None:
     result = _run("topology", "test", str(DEFAULT_TOPOLOGY))
     assert result.exit_code == 0, result.output
-    assert "5 passed, 0 failed" in result.output
+    assert "6 passed, 0 failed" in result.output
     cases = tmp_path / "cases.yaml"
     cases.write_text("cases:\n  - name: wrong\n    input: [{event: e, distinct_id: d}]\n"
                      "    expect: [{dropped: true}]\n")
@@ -108,3 +108,27 @@ def test_the_repo_topologies_are_the_packaged_defaults() -> None:
     for name in ("topology.yaml", "topology.tests.yaml"):
         packaged = ROOT / "headwater" / "defaults" / name
         assert (ROOT / name).read_text() == packaged.read_text(), f"{name} differs from {packaged}: copy one over"
+
+
+def test_window_expectations_are_checked(tmp_path: Path) -> None:
+    cases = tmp_path / "cases.yaml"
+    cases.write_text("""\
+cases:
+  - name: windows
+    input:
+      - {event: buy, distinct_id: a, timestamp: "2026-01-01T10:00:05Z"}
+      - {event: buy, distinct_id: b, timestamp: "2026-01-01T10:00:15Z"}
+      - {event: buy, distinct_id: c, timestamp: "2026-01-01T09:50:00Z"}
+    expect: [{}, {}, {}]
+    windows:
+      event_rollups:
+        - {start: "2026-01-01T10:01:00Z", values: {events: 3}}
+      nope: []
+""")
+    result = _run("topology", "test", str(DEFAULT_TOPOLOGY), "--cases", str(cases))
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())  # the terminal wraps long lines
+    # the 09:50 event is late (its window closed at 09:52, the watermark is at 10:00:15): not counted
+    assert "windows.event_rollups[0].start: expected 2026-01-01T10:01:00Z, got 2026-01-01T10:00:00Z" in output
+    assert "windows.event_rollups[0].values.events: expected 3, got 2" in output
+    assert "windows.nope: no such window (windows: event_rollups)" in output
