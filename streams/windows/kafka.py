@@ -137,14 +137,15 @@ def add_windows(app: faust.App, topology: Topology, kafka: str,
                 crash: Callable[[BaseException], Awaitable[None]]) -> None:
     """Two tasks per declared window (re-key, aggregate), started with the worker; a failure stops it."""
     for spec in topology.windows:
-        _add_window(app, topology.app_id, spec, kafka, crash)
+        partitions = topology.kafka_topics()[spec.repartition(topology.app_id)].partitions
+        _add_window(app, topology.app_id, spec, partitions, kafka, crash)
 
 
-def _add_window(app: faust.App, app_id: str, spec: WindowSpec, kafka: str,
+def _add_window(app: faust.App, app_id: str, spec: WindowSpec, partitions: int, kafka: str,
                 crash: Callable[[BaseException], Awaitable[None]]) -> None:
     async def rekey() -> None:
         io = KafkaWindowIO.create(kafka, consumer_group(app_id, spec.name, "rekey"), spec.source)
-        rekeyer = Rekeyer(spec, app_id, io)
+        rekeyer = Rekeyer(spec, app_id, io, partitions)
         await _run(f"window {spec.name} (re-key)", io, rekeyer.step)
 
     async def aggregate() -> None:

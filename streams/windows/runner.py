@@ -3,10 +3,12 @@
 Two steps, each with a consumer group of its own, as Kafka Streams does for a ``groupBy``:
 
 1. **re-key** (``Rekeyer``, group ``<app_id>-window_<name>-rekey``) reads the source topic's
-   envelopes and sends, for each event, a small JSON record (its time, key values, the fields the
-   aggregations read, its uuid and where it came from) to the window's repartition topic, keyed
-   by the window key. Every event of one key then lands in one partition, so a window is
-   computed whole by one worker instead of in pieces by every partition of the source.
+   envelopes and makes, for each event, a small JSON record (its time, key values, the fields
+   the aggregations read, its uuid and where it came from); it sends them to the window's
+   repartition topic, to the partition of their window key, as one JSON array per partition and
+   batch (a Kafka message per event would cost more than the window itself). Every event of one
+   key then lands in one partition, so a window is computed whole by one worker instead of in
+   pieces by every partition of the source.
 2. **aggregate** (``Aggregator``, group ``<app_id>-window_<name>``) feeds each repartition
    partition's records to its ``engine.PartitionWindows`` and sends the windows that closed to
    the output topic (``window_results`` Avro envelopes, one window each, keyed
@@ -29,6 +31,7 @@ The I/O is behind ``WindowIO`` (Kafka in ``streams.windows.kafka``; lists in uni
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -49,6 +52,9 @@ from streams.windows.engine import (
     key_of,
     value_at,
 )
+
+REKEYED_PER_MESSAGE = 2_000
+"""Re-keyed records per repartition message (~150 bytes each)."""
 
 Position = tuple[int, int]  # a record's source offset and index in its envelope
 
@@ -157,14 +163,20 @@ class WindowInput:
 class Rekeyer:
     """Step 1: the source's events as small records keyed by the window key; see the module docstring."""
 
-    def __init__(self, spec: WindowSpec, app_id: str, io: WindowIO) -> None:
+    def __init__(self, spec: WindowSpec, app_id: str, io: WindowIO, partitions: int) -> None:
         self.spec = spec
         self._io = io
         self._topic = spec.repartition(app_id)
+        self._partitions = partitions  # of the repartition topic
         self._input = WindowInput(spec)
 
-    def rekey(self, message: Message) -> list[Out]:
-        """One source envelope's events as repartition records; ``WindowError`` if it holds none."""
+    def partition_of(self, key: WindowKey) -> int:
+        """The repartition partition of a window key (any stable hash: only the aggregator reads it)."""
+        return zlib.crc32("\x1f".join(key).encode()) % self._partitions
+
+    def rekey(self, message: Message) -> dict[int, list[bytes]]:
+        """One source envelope's events as repartition records (JSON), by target partition;
+        ``WindowError`` if it holds no events."""
         try:
             subject, records = decode_envelope(message.value)
         except Exception as exc:  # any decoding failure is the same problem
@@ -172,24 +184,31 @@ class Rekeyer:
                               f"{message.offset} cannot be decoded: {exc}") from exc
         if subject not in ("processed_envelope", "raw_envelope"):
             raise WindowError(f"window {self.spec.name}: {self.spec.source} holds {subject} envelopes, not events")
-        out = []
+        out: dict[int, list[bytes]] = {}
         for index, record in enumerate(records):
             key, timestamp, fields = self._input.of(record)
             value = {"t": timestamp, "k": list(key), "u": record.get("uuid"), "f": fields,
                      "o": [message.partition, message.offset, index]}
-            out.append(Out(self._topic, "\x1f".join(key).encode(), orjson.dumps(value)))
+            out.setdefault(self.partition_of(key), []).append(orjson.dumps(value))
         return out
 
     async def step(self, timeout: float = 1.0) -> int:
-        """Re-key one fetch; how many source envelopes it handled."""
+        """Re-key one fetch: one message per repartition partition (a JSON array of records), not one
+        per event; how many source envelopes it handled."""
         messages = await self._io.fetch(timeout)
         if not messages:
             return 0
-        out: list[Out] = []
+        by_partition: dict[int, list[bytes]] = {}
         offsets: dict[int, int] = {}
         for message in messages:
-            out += self.rekey(message)
+            for partition, records in self.rekey(message).items():
+                by_partition.setdefault(partition, []).extend(records)
             offsets[message.partition] = message.offset + 1
+        out = []
+        for partition, records in sorted(by_partition.items()):
+            for start in range(0, len(records), REKEYED_PER_MESSAGE):
+                value = b"[" + b",".join(records[start:start + REKEYED_PER_MESSAGE]) + b"]"
+                out.append(Out(self._topic, b"", value, partition))
         await self._io.send(out)
         await self._io.commit(offsets)
         return len(messages)
@@ -274,19 +293,22 @@ class Aggregator:
         return applied
 
     def _apply(self, held: _Partition, message: Message, now: float, out: list[Out]) -> int:
-        record = orjson.loads(message.value)
-        source, offset, index = record["o"]
-        position = (offset, index)
-        if position <= held.applied.get(source, (-1, -1)):
-            self._replayed.inc()
-            return 0
-        held.applied[source] = position
-        if held.windows.add(tuple(record["k"]), record["t"], nested(record["f"]), now):
-            return 1
-        self._late.inc()
-        if self.spec.late_topic is not None:
-            out.append(Out(self.spec.late_topic, message.key or b"", message.value))
-        return 0
+        """Add a message's re-keyed records; how many were counted (not replayed, not late)."""
+        counted = 0
+        for record in orjson.loads(message.value):
+            source, offset, index = record["o"]
+            position = (offset, index)
+            if position <= held.applied.get(source, (-1, -1)):
+                self._replayed.inc()
+                continue
+            held.applied[source] = position
+            if held.windows.add(tuple(record["k"]), record["t"], nested(record["f"]), now):
+                counted += 1
+                continue
+            self._late.inc()
+            if self.spec.late_topic is not None:
+                out.append(Out(self.spec.late_topic, (record.get("u") or "").encode(), orjson.dumps(record)))
+        return counted
 
     def _result(self, closed: Closed, now: float) -> Out:
         """A ``window_results`` envelope of one window (``schemas/avro/window_results.v1.avsc``)."""
