@@ -57,10 +57,22 @@ def ensure_jars(cache_dir: Path, *, quiet: bool = False) -> Path:
     return target
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes, URL-safe base64, never starting with ``-``.
+
+    Kafka's own ``Uuid.randomUuid`` refuses ids that start with ``-`` too: on a command line
+    such an id reads as an option (1 id in 64 would).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _cluster_id(home: Path) -> str:
     path = home / "cluster.id"
-    if not path.exists():
-        path.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+    if not path.exists() or path.read_text().strip().startswith("-"):
+        path.write_text(new_cluster_id())
     return path.read_text().strip()
 
 
@@ -150,7 +162,7 @@ class KafkaService:
             raise StackError("java is not installed: run `make setup` (or `apt-get install openjdk-17-jre-headless`)")
         base = [java, HEAP, f"-Dlog4j.configuration=file:{log4j}", "-cp", f"{jars}/*"]
         if not (home / "data" / "meta.properties").exists():
-            fmt = [*base, "kafka.tools.StorageTool", "format", "-t", _cluster_id(home), "-c", str(props)]
+            fmt = [*base, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id(home)}", "-c", str(props)]
             done = subprocess.run(fmt, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise StackError(f"formatting Kafka storage failed: {done.stderr.strip() or done.stdout.strip()}")
