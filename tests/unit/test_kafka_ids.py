@@ -13,7 +13,7 @@ from headwater.stack import kafka
 def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
     # 0xF8 as the first byte encodes to "-" in URL-safe base64: the id would read as an option.
     drawn = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x10" + bytes(15))])
-    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(drawn))
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(drawn))
     cluster_id = kafka.new_cluster_id()
     assert not cluster_id.startswith("-")
     assert len(cluster_id) == 22
