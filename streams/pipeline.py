@@ -3,11 +3,14 @@
 Decode every envelope, run the stages on its events (``StageRunner``), and send through the
 batch's checkpoint: processed envelopes (one per output partition, per the envelope rules of
 ``schemas.envelope``), dead letters (each event as it arrived, in a one-event raw envelope), the
-warnings the hourly limit admits and what stages put in the ``Outbox`` (person rows). The
-checkpoint commits after all of that was acknowledged.
+warnings the hourly limit admits, what stages put in the ``Outbox`` (person rows) and the
+re-keyed records of the windows over the output (``streams.windows.tap``). The checkpoint commits
+after all of that was acknowledged.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import faust
 from faust.types import TopicT
@@ -24,6 +27,7 @@ from streams.event import PipelineEvent, Position
 from streams.outbox import Outbox, OutMessage, Send
 from streams.runner import StageRunner
 from streams.warnings import WarningLimiter
+from streams.windows.tap import window_taps
 
 RAW: AvroSerializer[dict[str, list[RawEvent]]] = AvroSerializer("raw_envelope")
 WARNINGS: AvroSerializer[dict[str, list[IngestionWarning]]] = AvroSerializer("ingestion_warnings")
@@ -66,6 +70,7 @@ class Pipeline:
         self._warnings_topic = app.topic(topology.pipeline.warnings) if topology.pipeline.warnings else None
         self._runner = runner
         self._warnings = warnings
+        self._taps = window_taps(topology)
 
     async def handle(self, checkpoint: Checkpoint) -> None:
         events: list[PipelineEvent] = []
@@ -91,6 +96,8 @@ class Pipeline:
                              partitions=self._output_partitions, max_bytes=PROCESSED_ENVELOPE_BYTES):
             await checkpoint.send(self._output, encode_processed_envelope(envelope.events), key=envelope.key,
                                   partition=envelope.partition, headers=[count_header(len(envelope.events))])
+        if self._taps:
+            await self._send_rekeyed(checkpoint, result.passed)
         if self._warnings_topic is not None and result.warned:
             admitted = await self._warnings.admit(result.warned)
             if admitted:
@@ -100,14 +107,25 @@ class Pipeline:
         await self._send_outbox(checkpoint)
         checkpoint.after_commit(lambda: telemetry.EVENTS_PROCESSED.inc(len(processed)))
 
+    async def _send_rekeyed(self, checkpoint: Checkpoint, passed: Sequence[PipelineEvent]) -> None:
+        """The windows over the output, re-keyed here (``streams.windows.tap``), in this batch."""
+        events = [(e.position, e.processed) for e in passed if e.processed is not None and e.position is not None]
+        for tap in self._taps:
+            for out in tap.messages(events):
+                await checkpoint.send(self._topic(out.topic), out.value, partition=out.partition)
+
+    def _topic(self, name: str) -> TopicT:
+        topic = self._side_topics.get(name)
+        if topic is None:
+            topic = self._side_topics[name] = self._app.topic(name)
+        return topic
+
     async def _send_outbox(self, checkpoint: Checkpoint) -> None:
         """What stages produced besides events (person rows): in this batch, acknowledged before its commit."""
         messages = self._outbox.drain()
         for message in messages:
-            topic = self._side_topics.get(message.topic)
-            if topic is None:
-                topic = self._side_topics[message.topic] = self._app.topic(message.topic)
-            await checkpoint.send(topic, message.value, key=message.key, headers=[count_header(message.count)])
+            await checkpoint.send(self._topic(message.topic), message.value, key=message.key,
+                                  headers=[count_header(message.count)])
         delivered = [m.on_delivered for m in messages if m.on_delivered is not None]
         if delivered:
             checkpoint.after_commit(lambda: [callback() for callback in delivered])

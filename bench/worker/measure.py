@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,8 +177,9 @@ def _counters(consumer: Consumer, result: ConsumerResult) -> None:
 
 
 def measure_consumer(consumer: Consumer, expected: int, endpoints: Endpoints, service_pids: dict[str, int],
-                     timeout: float) -> ConsumerResult:
-    """Start ``consumer``, wait until its table holds ``expected`` rows, stop it; see the module docstring."""
+                     timeout: float, settled: Callable[[], bool] | None = None) -> ConsumerResult:
+    """Start ``consumer``, wait until its table holds ``expected`` rows (and ``settled`` says its other
+    work is done too, if given), stop it; see the module docstring."""
     result = ConsumerResult(consumer.name, expected)
     process = consumer.process
     spawned = time.monotonic()
@@ -196,6 +198,9 @@ def measure_consumer(consumer: Consumer, expected: int, endpoints: Endpoints, se
         step(f"{consumer.name}: assigned after {result.startup_s:.1f}s ({cpu_begun:.1f} CPU-s so far); "
              f"consuming {expected:,} events into {consumer.table}")
         asyncio.run(_wait_rows(endpoints, consumer, expected, timeout))
+        if settled is not None:
+            wait_until(settled, timeout, f"{consumer.name}: its windows did not catch up", interval=0.25,
+                            logs=[process], ignore=(KafkaException,))
         done, cpu_done, services_done = time.monotonic(), cpu_seconds(process.pid), _services(service_pids)
         spent = {name: round(services_done[name] - services_begun[name], 2) for name in services_done}
         result.foreign_percent = round(_foreign_percent(sampler.stop(), spent), 1)

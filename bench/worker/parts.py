@@ -2,7 +2,8 @@
 
 ``PARTS``, in the order a run takes them: ``throughput`` (``bench.worker.suite``: worker vs
 Quix vs a plain loop), ``persons`` (``bench.worker.persons``: the worker with and without its
-persons stage on a backlog of known and new persons), ``scaling`` (1 vs 2 workers),
+persons stage on a backlog of known and new persons), ``windows`` (``bench.worker.windows``: the
+worker with and without its ``event_rollups`` window), ``scaling`` (1 vs 2 workers),
 ``latency`` (50% and 90% of the worker's maximum through the real SDK; its 50% level is also
 the ``soak``) and ``historical`` (an import beside live traffic at 50%). ``soak`` is accepted
 as another name for ``latency``.
@@ -32,8 +33,9 @@ from bench.worker.measure import ConsumerResult
 from bench.worker.parts_report import PartsOutcome
 from bench.worker.persons import run_persons
 from bench.worker.scaling import run_scaling
+from bench.worker.windows import run_windows
 
-PARTS = ("throughput", "persons", "scaling", "latency", "historical")
+PARTS = ("throughput", "persons", "windows", "scaling", "latency", "historical")
 ALIASES = {"soak": "latency"}
 
 
@@ -65,6 +67,8 @@ def add_options(group: argparse._ArgumentGroup) -> None:
                        help="seconds of live traffic beside the import (default 60)")
     group.add_argument("--persons-events", type=int, default=200_000,
                        help="events in the persons part's backlog (default 200,000)")
+    group.add_argument("--windows-events", type=int, default=200_000,
+                       help="events in the windows part's backlog (default 200,000)")
     group.add_argument("--persons-known", type=int, default=20_000,
                        help="known persons (written before the persons part's runs) its events draw from "
                             "(default 20,000)")
@@ -100,6 +104,10 @@ def run_parts(ctx: Context, parts: Sequence[str], backlog: Backlog | None,
         began = time.monotonic()
         outcome.persons = run_persons(ctx, args.persons_events, args.persons_known)
         outcome.seconds["persons"] = round(time.monotonic() - began, 1)
+    if "windows" in parts:
+        began = time.monotonic()
+        outcome.windows = run_windows(ctx, args.windows_events)
+        outcome.seconds["windows"] = round(time.monotonic() - began, 1)
     if "scaling" in parts:
         assert backlog is not None, "the scaling part needs a backlog"
         began = time.monotonic()
@@ -127,6 +135,8 @@ def finish_parts(ctx: Context, outcome: PartsOutcome, started: datetime) -> bool
     args = ctx.args
     if outcome.persons is not None:
         parts_report.print_persons(outcome.persons, args.server_cpu)
+    if outcome.windows is not None:
+        parts_report.print_windows(outcome.windows, args.server_cpu)
     if outcome.scaling is not None:
         parts_report.print_scaling(outcome.scaling, (args.server_cpu, args.client_cpu))
     if outcome.latency is not None:

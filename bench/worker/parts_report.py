@@ -19,12 +19,13 @@ from rich.table import Table
 
 from bench.console import console
 from bench.measure import NOISE_PERCENT
-from bench.worker import historical, latency, persons, scaling
+from bench.worker import historical, latency, persons, scaling, windows
 from bench.worker.historical import HistoricalPart
 from bench.worker.latency import LatencyPart, LevelResult
 from bench.worker.measure import ConsumerResult
 from bench.worker.persons import PersonsPart
 from bench.worker.scaling import ScalingPart
+from bench.worker.windows import WindowsPart
 
 
 @dataclass
@@ -32,6 +33,7 @@ class PartsOutcome:
     """What the parts after throughput measured in this run (None: not run)."""
 
     persons: PersonsPart | None = None
+    windows: WindowsPart | None = None
     scaling: ScalingPart | None = None
     latency: LatencyPart | None = None
     historical: HistoricalPart | None = None
@@ -39,8 +41,8 @@ class PartsOutcome:
 
     @property
     def valid(self) -> bool:
-        parts: list[PersonsPart | ScalingPart | LatencyPart | HistoricalPart | None] = [
-            self.persons, self.scaling, self.latency, self.historical]
+        parts: list[PersonsPart | WindowsPart | ScalingPart | LatencyPart | HistoricalPart | None] = [
+            self.persons, self.windows, self.scaling, self.latency, self.historical]
         return all(part.valid for part in parts if part is not None)
 
 
@@ -224,6 +226,38 @@ def print_persons(part: PersonsPart, cpu: int) -> None:
         console.print(f"  [red]INVALID[/] persons: {problem}")
 
 
+def print_windows(part: WindowsPart, cpu: int) -> None:
+    table = Table(title=f"make bench · worker windows: {part.events:,} events in {part.envelopes:,} envelopes from "
+                        f"{windows.DISTINCT_IDS:,} distinct ids over {windows.SPAN_SECONDS} s of event time, without "
+                        f"persons; the worker pinned to cpu{cpu}", title_justify="left")
+    for column in ("worker", "startup s", "wall s", "events/s", "CPU s", "core", "CPU µs/event", "RSS MB peak",
+                   "Kafka µs/event", "foreign", "rows (FINAL)"):
+        table.add_column(column, justify="left" if column in {"worker", "rows (FINAL)"} else "right", no_wrap=True)
+    for key, label in windows.RUNS:
+        r = part.runs.get(key)
+        if r is None:
+            continue
+        check = f"ok: {r.rows:,}" if r.valid else f"[red]{r.rows:,} of {r.expected:,}[/]"
+        table.add_row(label, f"{r.startup_s:.1f}", f"{r.wall_s:.1f}", f"{r.events_per_s:,.0f}", f"{r.cpu_s:.1f}",
+                      f"{r.core_percent:.0f}%", f"{r.cpu_us_per_event:.1f}", f"{r.peak_rss_mb:,.0f}",
+                      _per_event(r.kafka_cpu_s, r),
+                      f"[yellow]{r.foreign_percent:.0f}%[/]" if r.foreign_percent > NOISE_PERCENT
+                      else f"{r.foreign_percent:.0f}%", check)
+    console.print(table)
+    added, share = part.window_us_per_event, part.window_cpu_share
+    if added is not None and share is not None:
+        console.print(f"  the window's cost: {added:.1f} CPU µs/event ({share:.1%} of the worker with it; re-key "
+                      "and aggregate, until both groups committed everything; no target)")
+    for key, r in part.runs.items():
+        if r.foreign_percent > NOISE_PERCENT:
+            console.print(f"  [yellow]NOISY[/] windows · {key}: processes outside the benchmark used "
+                          f"{r.foreign_percent:.0f}% of a core: its wall time suffered; run again when quieter")
+        for problem in r.problems:
+            console.print(f"  [red]INVALID[/] windows · {key}: {problem}")
+    for problem in part.problems:
+        console.print(f"  [red]INVALID[/] windows: {problem}")
+
+
 def print_historical(part: HistoricalPart, cpu: int) -> None:
     table = Table(title=f"make bench · worker historical: live SDK traffic at 50% with {part.import_events:,} import "
                         f"events (historical_migration) waiting when the worker (cpu{cpu}) starts, beside the plain "
@@ -260,6 +294,8 @@ def parts_json(outcome: PartsOutcome, started: datetime, run_dir: Path) -> dict[
     doc: dict[str, Any] = {}
     if outcome.persons is not None:
         doc["persons"] = {**when, "seconds": seconds.get("persons"), **persons.part_json(outcome.persons)}
+    if outcome.windows is not None:
+        doc["windows"] = {**when, "seconds": seconds.get("windows"), **windows.part_json(outcome.windows)}
     if outcome.latency is not None:
         part = outcome.latency
         doc["latency"] = {**when, "seconds": seconds.get("latency"), "valid": part.valid,

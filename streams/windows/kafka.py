@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from headwater.runtime.topology import Topology, WindowSpec
 from streams.errors import WindowError
-from streams.windows.runner import Aggregator, Message, Out, Rekeyer
+from streams.windows.runner import Aggregator, Message, Out, Rekeyer, Stored
+from streams.windows.tap import tapped
 
 if TYPE_CHECKING:
     import faust
@@ -81,9 +82,9 @@ class KafkaWindowIO:
         revoked, self._revoked = self._revoked, set()
         return revoked
 
-    async def send(self, messages: Sequence[Out]) -> None:
+    async def send(self, messages: Sequence[Out]) -> list[int]:
         acks = [await self._producer.send(m.topic, m.value, key=m.key, partition=m.partition) for m in messages]
-        await asyncio.gather(*acks)
+        return [metadata.offset for metadata in await asyncio.gather(*acks)]
 
     async def commit(self, offsets: Mapping[int, int]) -> None:
         from aiokafka import TopicPartition
@@ -98,32 +99,53 @@ class KafkaWindowIO:
 
 
 class KafkaChangelog:
-    """Reads a changelog partition's newest message (compaction keeps it: one key per partition)."""
+    """Reads a changelog partition: its newest message, or messages at known offsets."""
 
     def __init__(self, kafka: str, topic: str) -> None:
         self._kafka = kafka
         self._topic = topic
 
-    async def last(self, partition: int) -> bytes | None:
+    async def last(self, partition: int) -> Stored | None:
+        found = await self._read(partition, None, 1)
+        return found[0] if found else None
+
+    async def at(self, partition: int, offset: int) -> Stored | None:
+        found = await self._read(partition, offset, 1)
+        return found[0] if found and found[0].offset == offset else None
+
+    async def many(self, partition: int, offsets: Sequence[int]) -> list[bytes]:
+        wanted = set(offsets)
+        found = {m.offset: m.value for m in await self._read(partition, offsets[0], offsets[-1] - offsets[0] + 1)
+                 if m.offset in wanted}
+        missing = wanted - set(found)
+        if missing:
+            raise WindowError(f"{self._topic} partition {partition} lost checkpoint chunks at {sorted(missing)}")
+        return [found[o] for o in offsets]
+
+    async def _read(self, partition: int, start: int | None, count: int) -> list[Stored]:
+        """Up to ``count`` offsets' messages from ``start`` (None: the newest message only)."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         tp = TopicPartition(self._topic, partition)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._kafka, enable_auto_commit=False, group_id=None)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._kafka, enable_auto_commit=False, group_id=None,
+                                    max_partition_fetch_bytes=8 * 1024 * 1024)
         await consumer.start()
         try:
             consumer.assign([tp])
             end = (await consumer.end_offsets([tp]))[tp]
             if end == 0:
-                return None
-            consumer.seek(tp, end - 1)
-            while True:
-                batches = await consumer.getmany(tp, timeout_ms=5_000)
-                records = batches.get(tp, [])
-                if records:
-                    return cast(bytes, records[-1].value)
-                position = await consumer.position(tp)
-                if position >= end:  # the newest offset was a marker, not a message: look further back
-                    return None
+                return []
+            first = end - 1 if start is None else start
+            stop = min(end, first + count)
+            consumer.seek(tp, first)
+            got: list[Stored] = []
+            while await consumer.position(tp) < stop:
+                records = (await consumer.getmany(tp, timeout_ms=5_000)).get(tp, [])
+                if not records:  # the rest was compacted away
+                    break
+                got += [Stored(m.offset, m.key or b"", cast(bytes, m.value)) for m in records
+                        if m.offset < stop and m.value is not None]
+            return got
         finally:
             await consumer.stop()
 
@@ -135,14 +157,15 @@ async def _loop(step: Callable[[], Awaitable[int]], stopping: Callable[[], bool]
 
 def add_windows(app: faust.App, topology: Topology, kafka: str,
                 crash: Callable[[BaseException], Awaitable[None]]) -> None:
-    """Two tasks per declared window (re-key, aggregate), started with the worker; a failure stops it."""
+    """Two tasks per declared window (re-key, unless the pipeline does it; aggregate), started with the
+    worker; a failure stops it."""
     for spec in topology.windows:
         partitions = topology.kafka_topics()[spec.repartition(topology.app_id)].partitions
-        _add_window(app, topology.app_id, spec, partitions, kafka, crash)
+        _add_window(app, topology.app_id, spec, partitions, kafka, crash, rekey_here=not tapped(topology, spec))
 
 
 def _add_window(app: faust.App, app_id: str, spec: WindowSpec, partitions: int, kafka: str,
-                crash: Callable[[BaseException], Awaitable[None]]) -> None:
+                crash: Callable[[BaseException], Awaitable[None]], rekey_here: bool) -> None:
     async def rekey() -> None:
         io = KafkaWindowIO.create(kafka, consumer_group(app_id, spec.name, "rekey"), spec.source)
         rekeyer = Rekeyer(spec, app_id, io, partitions)
@@ -156,13 +179,16 @@ def _add_window(app: faust.App, app_id: str, spec: WindowSpec, partitions: int, 
             aggregator.forget(io.take_revoked())
             return await aggregator.step()
 
-        await _run(f"window {spec.name}", io, step)
+        await _run(f"window {spec.name}", io, step, aggregator.checkpoint)
 
-    async def _run(what: str, io: KafkaWindowIO, step: Callable[[], Awaitable[int]]) -> None:
+    async def _run(what: str, io: KafkaWindowIO, step: Callable[[], Awaitable[int]],
+                   finish: Callable[[], Awaitable[None]] | None = None) -> None:
         failed: BaseException | None = None
         try:
             await io.start()
             await _loop(step, lambda: bool(app.should_stop))
+            if finish is not None:  # a clean stop: what was read since the last checkpoint is not read again
+                await finish()
         except asyncio.CancelledError:
             raise
         except WindowError as exc:
@@ -177,5 +203,6 @@ def _add_window(app: faust.App, app_id: str, spec: WindowSpec, partitions: int, 
 
     rekey.__name__ = f"window_{spec.name}_rekey"
     aggregate.__name__ = f"window_{spec.name}"
-    app.task(rekey)
+    if rekey_here:  # else the pipeline re-keys (streams.windows.tap)
+        app.task(rekey)
     app.task(aggregate)

@@ -12,13 +12,14 @@ Two steps, each with a consumer group of its own, as Kafka Streams does for a ``
 2. **aggregate** (``Aggregator``, group ``<app_id>-window_<name>``) feeds each repartition
    partition's records to its ``engine.PartitionWindows`` and sends the windows that closed to
    the output topic (``window_results`` Avro envelopes, one window each, keyed
-   ``<name>:<key>:<start>``), with the partition's state to the
-   compacted changelog (``<app_id>-window-<name>-changelog``, one message per partition).
+   ``<name>:<key>:<start>``). Every ``CHECKPOINT_SECONDS`` it writes each changed partition's
+   state to the compacted changelog (``<app_id>-window-<name>-changelog``; ``Aggregator.checkpoint``
+   says how a large state is cut into chunks) and then commits the offsets it read.
 
 Exactly once, without Kafka transactions: a batch's messages are all acknowledged before its
 offsets are committed, so a crash replays a batch and re-keying may send a record twice. The
-state each changelog message holds includes, per source partition, the position (offset, index)
-of the last record applied; a record at or before it is a replay and is skipped. The re-keyer
+state each checkpoint holds includes, per source partition, the position (offset, index) of the
+last record applied; a record at or before it is a replay and is skipped. The re-keyer
 sends one source partition's records in order, so positions only grow. A window restored from
 the changelog therefore counts each event once, and closes, and is emitted, at the same point
 of the data. A window may be *sent* twice (a crash between the output's ack and the changelog's):
@@ -53,8 +54,14 @@ from streams.windows.engine import (
     value_at,
 )
 
-REKEYED_PER_MESSAGE = 2_000
-"""Re-keyed records per repartition message (~150 bytes each)."""
+REKEYED_BYTES = 256 * 1024
+"""The most re-keyed records (JSON, ~150 bytes each) one repartition message holds, in bytes
+(Kafka refuses messages over 1 MB by default)."""
+CHECKPOINT_SECONDS = 1.0
+"""How often the aggregator writes its state and commits (Kafka Streams' ``commit.interval.ms``):
+writing it on every fetch would cost more than the windows themselves."""
+CHUNK_BYTES = 512 * 1024
+"""The most state one changelog message holds; a larger checkpoint is cut into chunks."""
 
 Position = tuple[int, int]  # a record's source offset and index in its envelope
 
@@ -90,8 +97,8 @@ class WindowIO(Protocol):
         """The source partitions this worker holds now."""
         ...
 
-    async def send(self, messages: Sequence[Out]) -> None:
-        """Send ``messages`` and wait until Kafka acknowledged every one."""
+    async def send(self, messages: Sequence[Out]) -> list[int]:
+        """Send ``messages``, wait until Kafka acknowledged every one; the offset each was written at."""
         ...
 
     async def commit(self, offsets: Mapping[int, int]) -> None:
@@ -99,10 +106,33 @@ class WindowIO(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A changelog message and where it is."""
+
+    offset: int
+    key: bytes
+    value: bytes
+
+
 class ChangelogReader(Protocol):
-    async def last(self, partition: int) -> bytes | None:
-        """The newest changelog message of ``partition``, or None when it has none."""
+    """Reads one changelog partition."""
+
+    async def last(self, partition: int) -> Stored | None:
+        """The newest message of ``partition``, or None when it has none."""
         ...
+
+    async def at(self, partition: int, offset: int) -> Stored | None:
+        """The message at ``offset``, or None when compaction removed it."""
+        ...
+
+    async def many(self, partition: int, offsets: Sequence[int]) -> list[bytes]:
+        """The values at ``offsets`` (ascending), in order; ``WindowError`` if one is gone."""
+        ...
+
+
+def _manifest_key(partition: int) -> bytes:
+    return str(partition).encode()
 
 
 def shape_of(spec: WindowSpec) -> WindowShape:
@@ -160,13 +190,17 @@ class WindowInput:
         return key_of(readable, self.spec.key), int(record["timestamp"]), fields
 
 
-class Rekeyer:
-    """Step 1: the source's events as small records keyed by the window key; see the module docstring."""
+Rekeyed = list[Any]
+"""A re-keyed record: ``[time, key values, uuid, {field path: value}, source, offset, index]``; the
+source is the partition (or ``topic:partition``) it was read from, offset and index its position."""
 
-    def __init__(self, spec: WindowSpec, app_id: str, io: WindowIO, partitions: int) -> None:
+
+class Repartitioner:
+    """A window's re-keyed records, by repartition partition, as repartition messages."""
+
+    def __init__(self, spec: WindowSpec, app_id: str, partitions: int) -> None:
         self.spec = spec
-        self._io = io
-        self._topic = spec.repartition(app_id)
+        self.topic = spec.repartition(app_id)
         self._partitions = partitions  # of the repartition topic
         self._input = WindowInput(spec)
 
@@ -174,9 +208,39 @@ class Rekeyer:
         """The repartition partition of a window key (any stable hash: only the aggregator reads it)."""
         return zlib.crc32("\x1f".join(key).encode()) % self._partitions
 
-    def rekey(self, message: Message) -> dict[int, list[bytes]]:
-        """One source envelope's events as repartition records (JSON), by target partition;
-        ``WindowError`` if it holds no events."""
+    def add(self, into: dict[int, list[Rekeyed]], record: Mapping[str, Any], source: str, offset: int,
+            index: int) -> None:
+        """Re-key one event record into ``into`` (by repartition partition)."""
+        key, timestamp, fields = self._input.of(record)
+        into.setdefault(self.partition_of(key), []).append(
+            [timestamp, key, record.get("uuid"), fields, source, offset, index])
+
+    def messages(self, by_partition: Mapping[int, list[Rekeyed]]) -> list[Out]:
+        """One message per partition (a JSON array of records), cut where it would pass ``REKEYED_BYTES``."""
+        out: list[Out] = []
+        for partition, records in sorted(by_partition.items()):
+            out += [Out(self.topic, b"", value, partition) for value in _json_arrays(records)]
+        return out
+
+
+def _json_arrays(records: list[Rekeyed]) -> list[bytes]:
+    value = orjson.dumps(records)
+    if len(value) <= REKEYED_BYTES or len(records) == 1:
+        return [value]
+    half = len(records) // 2
+    return _json_arrays(records[:half]) + _json_arrays(records[half:])
+
+
+class Rekeyer:
+    """Step 1: the source's events as small records keyed by the window key; see the module docstring."""
+
+    def __init__(self, spec: WindowSpec, app_id: str, io: WindowIO, partitions: int) -> None:
+        self.spec = spec
+        self._io = io
+        self.repartitioner = Repartitioner(spec, app_id, partitions)
+
+    def rekey(self, message: Message, into: dict[int, list[Rekeyed]]) -> None:
+        """One source envelope's events into ``into``; ``WindowError`` if it holds no events."""
         try:
             subject, records = decode_envelope(message.value)
         except Exception as exc:  # any decoding failure is the same problem
@@ -184,32 +248,22 @@ class Rekeyer:
                               f"{message.offset} cannot be decoded: {exc}") from exc
         if subject not in ("processed_envelope", "raw_envelope"):
             raise WindowError(f"window {self.spec.name}: {self.spec.source} holds {subject} envelopes, not events")
-        out: dict[int, list[bytes]] = {}
+        source = str(message.partition)
         for index, record in enumerate(records):
-            key, timestamp, fields = self._input.of(record)
-            value = {"t": timestamp, "k": list(key), "u": record.get("uuid"), "f": fields,
-                     "o": [message.partition, message.offset, index]}
-            out.setdefault(self.partition_of(key), []).append(orjson.dumps(value))
-        return out
+            self.repartitioner.add(into, record, source, message.offset, index)
 
     async def step(self, timeout: float = 1.0) -> int:
-        """Re-key one fetch: one message per repartition partition (a JSON array of records), not one
-        per event; how many source envelopes it handled."""
+        """Re-key one fetch: one message per repartition partition, not one per event; how many source
+        envelopes it handled."""
         messages = await self._io.fetch(timeout)
         if not messages:
             return 0
-        by_partition: dict[int, list[bytes]] = {}
+        by_partition: dict[int, list[Rekeyed]] = {}
         offsets: dict[int, int] = {}
         for message in messages:
-            for partition, records in self.rekey(message).items():
-                by_partition.setdefault(partition, []).extend(records)
+            self.rekey(message, by_partition)
             offsets[message.partition] = message.offset + 1
-        out = []
-        for partition, records in sorted(by_partition.items()):
-            for start in range(0, len(records), REKEYED_PER_MESSAGE):
-                value = b"[" + b",".join(records[start:start + REKEYED_PER_MESSAGE]) + b"]"
-                out.append(Out(self._topic, b"", value, partition))
-        await self._io.send(out)
+        await self._io.send(self.repartitioner.messages(by_partition))
         await self._io.commit(offsets)
         return len(messages)
 
@@ -217,19 +271,25 @@ class Rekeyer:
 @dataclass
 class _Partition:
     windows: PartitionWindows
-    applied: dict[int, Position] = field(default_factory=dict)  # source partition -> last position applied
+    applied: dict[str, Position] = field(default_factory=dict)  # source -> the last position applied
+    manifest: int | None = None  # the changelog offset of the checkpoint in force
+    slot: int = 0  # the chunk slot that checkpoint's chunks are in
+    next_offset: int | None = None  # the next repartition offset to read, since the checkpoint in force
+    dirty: bool = False  # changed since the checkpoint in force
 
 
 class Aggregator:
     """Step 2: windows per repartition partition, emitted once when they close; see the module docstring."""
 
     def __init__(self, spec: WindowSpec, app_id: str, io: WindowIO, changelog: ChangelogReader,
-                 clock: Any = time.time) -> None:
+                 clock: Any = time.time, checkpoint_seconds: float = CHECKPOINT_SECONDS) -> None:
         self.spec = spec
         self._io = io
         self._changelog = changelog
         self._changelog_topic = spec.changelog(app_id)
         self._clock = clock
+        self._checkpoint_seconds = checkpoint_seconds
+        self._checkpointed = clock()
         self._shape = shape_of(spec)
         self._aggregations = aggregations_of(spec)
         self._partitions: dict[int, _Partition] = {}
@@ -238,25 +298,39 @@ class Aggregator:
         self._replayed = telemetry.WINDOW_RECORDS_REPLAYED.labels(spec.name)
 
     def forget(self, partitions: Iterable[int]) -> None:
-        """Drop the state of partitions this worker lost: if they come back, the changelog has them."""
+        """Drop the state of partitions this worker lost: their new owner restores the last checkpoint
+        and reads on from its offsets."""
         for partition in partitions:
             self._partitions.pop(partition, None)
 
     async def _partition(self, partition: int) -> _Partition:
         held = self._partitions.get(partition)
         if held is None:
-            state = await self._changelog.last(partition)
-            if state is None:
-                held = _Partition(PartitionWindows(self._shape, self._aggregations))
-            else:
-                doc = orjson.loads(state)
-                held = _Partition(PartitionWindows.from_state(self._shape, self._aggregations, doc["windows"]),
-                                  {int(p): (o, i) for p, (o, i) in doc["applied"].items()})
+            held = await self._restore(partition)
             self._partitions[partition] = held
         return held
 
+    async def _restore(self, partition: int) -> _Partition:
+        """The partition's last complete checkpoint (``checkpoint``), or empty windows."""
+        newest = await self._changelog.last(partition)
+        if newest is not None and newest.key != _manifest_key(partition):  # a checkpoint died writing chunks
+            after = int.from_bytes(newest.value[:8], "big", signed=True)
+            newest = await self._changelog.at(partition, after) if after >= 0 else None
+        if newest is None:
+            return _Partition(PartitionWindows(self._shape, self._aggregations))
+        manifest = orjson.loads(newest.value)
+        if manifest["chunks"]:
+            parts = await self._changelog.many(partition, manifest["chunks"])
+            doc = orjson.loads(b"".join(part[8:] for part in parts))
+        else:
+            doc = manifest["state"]
+        return _Partition(PartitionWindows.from_state(self._shape, self._aggregations, doc["windows"]),
+                          {source: (o, i) for source, (o, i) in doc["applied"].items()},
+                          manifest=newest.offset, slot=manifest["slot"])
+
     async def step(self, timeout: float = 1.0) -> int:
-        """Aggregate one fetch, close what the watermarks passed (idle partitions too); records applied."""
+        """Aggregate one fetch, close what the watermarks passed (idle partitions too), and send the
+        windows that closed; checkpoint when one is due. Records applied."""
         messages = await self._io.fetch(timeout)
         now = self._clock()
         assigned = self._io.assigned()
@@ -265,49 +339,89 @@ class Aggregator:
         by_partition: dict[int, list[Message]] = {}
         for message in messages:
             by_partition.setdefault(message.partition, []).append(message)
-        out: list[Out] = []  # closed windows and late events: acknowledged before any state says they were sent
-        states: list[Out] = []
-        offsets: dict[int, int] = {}
+        out: list[Out] = []  # closed windows and late events
         applied = 0
         for partition in sorted(set(by_partition) | (assigned & set(self._partitions))):
             held = await self._partition(partition)
-            changed = False
             for message in by_partition.get(partition, []):
                 applied += self._apply(held, message, now, out)
-                offsets[partition] = message.offset + 1
-                changed = True
+                held.next_offset = message.offset + 1
+                held.dirty = True
             held.windows.advance_idle(now)
             closed = held.windows.close()
-            if closed or changed:
-                out += [self._result(c, now) for c in closed]
-                self._emitted.inc(len(closed))
-                state = {"windows": held.windows.to_state(),
-                         "applied": {str(p): list(pos) for p, pos in held.applied.items()}}
-                states.append(Out(self._changelog_topic, str(partition).encode(), orjson.dumps(state), partition))
+            held.dirty = held.dirty or bool(closed)
+            out += [self._result(c, now) for c in closed]
+            self._emitted.inc(len(closed))
         if out:
             await self._io.send(out)
-        if states:
-            await self._io.send(states)
+        if now - self._checkpointed >= self._checkpoint_seconds:
+            await self.checkpoint()
+        return applied
+
+    async def checkpoint(self) -> None:
+        """Write the state of every partition read since the last checkpoint to the changelog, then
+        commit their offsets.
+
+        A checkpoint is a JSON document (the windows and the applied positions) in the partition's
+        **manifest** message (key ``<partition>``), or, when it is larger than ``CHUNK_BYTES``, cut
+        into **chunks** (keys ``<partition>:<slot>:<index>``; each value starts with the manifest
+        in force's offset, 8 bytes) that are acknowledged before the manifest naming their offsets
+        is sent. Chunks alternate between two slots, so the slot the manifest in force names is
+        never overwritten: a crash while chunks are written leaves that manifest whole, and the
+        newest message (a chunk) says where it is. The windows that closed were sent before (a
+        crash re-sends them, with the same values)."""
+        self._checkpointed = self._clock()
+        due = {p: held for p, held in sorted(self._partitions.items()) if held.dirty}
+        if not due:
+            return
+        documents = {p: orjson.dumps({"windows": held.windows.to_state(), "applied": held.applied})
+                     for p, held in due.items()}
+        chunks: list[Out] = []
+        for p, doc in documents.items():
+            if len(doc) > CHUNK_BYTES:
+                held = due[p]
+                prefix = (held.manifest if held.manifest is not None else -1).to_bytes(8, "big", signed=True)
+                slot = 1 - held.slot
+                chunks += [Out(self._changelog_topic, f"{p}:{slot}:{i}".encode(),
+                               prefix + doc[start:start + CHUNK_BYTES], p)
+                           for i, start in enumerate(range(0, len(doc), CHUNK_BYTES))]
+        written = iter(await self._io.send(chunks)) if chunks else iter(())
+        manifests: list[Out] = []
+        for p, doc in documents.items():
+            held = due[p]
+            if len(doc) > CHUNK_BYTES:
+                held.slot = 1 - held.slot
+                manifest = {"slot": held.slot, "chunks": [next(written) for _ in range(0, len(doc), CHUNK_BYTES)],
+                            "state": None}
+                manifests.append(Out(self._changelog_topic, _manifest_key(p), orjson.dumps(manifest), p))
+            else:
+                manifests.append(Out(self._changelog_topic, _manifest_key(p),
+                                     b'{"slot":%d,"chunks":[],"state":' % held.slot + doc + b"}", p))
+        for p, offset in zip(due, await self._io.send(manifests), strict=True):
+            due[p].manifest = offset
+        offsets = {p: held.next_offset for p, held in due.items() if held.next_offset is not None}
         if offsets:
             await self._io.commit(offsets)
-        return applied
+        for held in due.values():
+            held.next_offset, held.dirty = None, False
 
     def _apply(self, held: _Partition, message: Message, now: float, out: list[Out]) -> int:
         """Add a message's re-keyed records; how many were counted (not replayed, not late)."""
         counted = 0
-        for record in orjson.loads(message.value):
-            source, offset, index = record["o"]
+        for timestamp, key, uuid, fields, source, offset, index in orjson.loads(message.value):
             position = (offset, index)
             if position <= held.applied.get(source, (-1, -1)):
                 self._replayed.inc()
                 continue
             held.applied[source] = position
-            if held.windows.add(tuple(record["k"]), record["t"], nested(record["f"]), now):
+            if held.windows.add(tuple(key), timestamp, nested(fields), now):
                 counted += 1
                 continue
             self._late.inc()
             if self.spec.late_topic is not None:
-                out.append(Out(self.spec.late_topic, (record.get("u") or "").encode(), orjson.dumps(record)))
+                late = {"uuid": uuid, "timestamp": timestamp, "key": dict(zip(self.spec.key, key, strict=True)),
+                        "fields": fields}
+                out.append(Out(self.spec.late_topic, (uuid or "").encode(), orjson.dumps(late)))
         return counted
 
     def _result(self, closed: Closed, now: float) -> Out:

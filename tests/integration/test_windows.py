@@ -108,7 +108,7 @@ async def test_a_windowed_rollup_counts_what_a_group_by_counts_and_late_events_a
 
     late_topic = doc["windows"][-1]["late_topic"]
     late = [orjson.loads(m.value() or b"null") for m in messages(stack.kafka, late_topic, 1, timeout=30)]
-    late_uuids = {r["u"] for r in late}
+    late_uuids = {r["uuid"] for r in late}
     rows = await select(stack, f"SELECT toString(uuid) FROM {table} AND distinct_id = 'user-late'")
     assert rows.rows[0][0] in late_uuids  # the deliberately late event, at least
     counted = ", ".join(f"'{u}'" for u in late_uuids)

@@ -16,11 +16,15 @@ from confluent_kafka.admin._resource import ResourceType
 from headwater.runtime.topology.graph import Loc
 from headwater.runtime.topology.model import TopicSpec, Topology
 
+COMPACTED_SEGMENT_MS = 3_600_000
+
 
 def topic_config(spec: TopicSpec) -> dict[str, str]:
     """The broker configs a topic's spec decides (and ``migrate`` keeps the broker at)."""
     config = {"cleanup.policy": "compact" if spec.compacted else "delete"}
     config["retention.ms"] = "-1" if spec.retention_hours is None else str(int(spec.retention_hours * 3_600_000))
+    if spec.compacted:  # compaction only cleans closed segments: close one an hour, not once a GB or a week
+        config["segment.ms"] = str(COMPACTED_SEGMENT_MS)
     return config
 
 

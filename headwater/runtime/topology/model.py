@@ -162,9 +162,10 @@ class WindowSpec(Strict):
         30, gt=0, description="A partition with no event for this long (wall time) moves its watermark on by the "
         "time that passed, so its windows close; null waits for events forever.")
     aggregations: list[AggregationSpec] = Field(min_length=1, description="What each window computes.")
-    output: Name = Field(description="Topic the closed windows go to (JSON, keyed `<name>:<key>:<start>`).")
+    output: Name = Field(description="Topic the closed windows go to (`window_results` envelopes, keyed "
+                                     "`<name>:<key>:<start>`).")
     late_topic: Name | None = Field(
-        None, description="Topic late events go to (their envelope's records, as JSON); null only counts them.")
+        None, description="Topic late events go to (one JSON message each, keyed by uuid); null only counts them.")
 
     @property
     def step(self) -> int:
