@@ -31,7 +31,7 @@ imports:  ## the import contracts: layers point down (docs/architecture.md)
 
 check: lint typecheck imports  ## lint, typecheck and the import contracts
 
-bench:  ## gateway vs a bare Starlette ceiling, worker vs Quix and a plain loop, persons, latency, soak, scaling (~12 min); bench/README.md
+bench:  ## gateway vs a bare Starlette ceiling, worker vs Quix and a plain loop, persons, windows, latency, soak, scaling (~13 min); bench/README.md
 	@bash scripts/setup.sh bench
 	@$(VENV)/bin/python bench/run.py
 

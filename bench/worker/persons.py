@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -75,6 +76,8 @@ class PersonsPart:
     fill_s: float = 0.0
     runs: dict[str, ConsumerResult] = field(default_factory=dict)  # "without", "with"
     problems: list[str] = field(default_factory=list)
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    """In every distinct id: each run meets the mix afresh, whatever persons earlier runs left in the stack."""
 
     @property
     def valid(self) -> bool:
@@ -134,14 +137,14 @@ def without_persons(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def _known_id(i: int) -> str:
-    return f"person-{i:06d}"
+def _known_id(run: str, i: int) -> str:
+    return f"person-{run}-{i:06d}"
 
 
-def _initial_properties(i: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def _initial_properties(run: str, i: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """A known person's ``$set`` and ``$set_once``: a dozen properties, ~400 bytes."""
     props = bench_event(i)["properties"]
-    return ({"email": f"{_known_id(i)}@example.com", "name": f"Person {i}", "plan": PLANS[i % len(PLANS)],
+    return ({"email": f"{_known_id(run, i)}@example.com", "name": f"Person {i}", "plan": PLANS[i % len(PLANS)],
              "company": f"Company {i % 997}", "role": "engineer"},
             {"$initial_browser": props["$browser"], "$initial_os": props["$os"],
              "$initial_referrer": props["$referrer"], "$initial_current_url": props["$current_url"],
@@ -149,7 +152,7 @@ def _initial_properties(i: int) -> tuple[dict[str, Any], dict[str, Any]]:
              "$initial_device_type": props["$device_type"]})
 
 
-async def prewarm(ctx: Context, known: int) -> None:
+async def prewarm(ctx: Context, run: str, known: int) -> None:
     """The ``known`` persons, written through the worker's store (Postgres, and its Redis cache)."""
     team = (await find_project(ctx.endpoints.postgres, ctx.token)).id
     connections = await Connections.open(ctx.endpoints.postgres, ctx.endpoints.redis)
@@ -160,8 +163,9 @@ async def prewarm(ctx: Context, known: int) -> None:
         for start in range(0, known, PREWARM_BATCH):
             batch: list[tuple[int, PersonEvent, Position | None]] = []
             for i in range(start, min(known, start + PREWARM_BATCH)):
-                set_, set_once = _initial_properties(i)
-                batch.append((team, PersonEvent("$identify", _known_id(i), now, set=set_, set_once=set_once), None))
+                set_, set_once = _initial_properties(run, i)
+                event = PersonEvent("$identify", _known_id(run, i), now, set=set_, set_once=set_once)
+                batch.append((team, event, None))
             await apply_batch(store, batch)
     finally:
         await connections.close()
@@ -173,9 +177,9 @@ def persons_events(token: str, part: PersonsPart) -> Iterator[RawEvent]:
     now = int(time.time() * 1_000_000)
     for n in range(part.events):
         if rng.random() < KNOWN_SHARE:
-            distinct_id = _known_id(rng.randrange(part.known_ids))
+            distinct_id = _known_id(part.run, rng.randrange(part.known_ids))
         else:
-            distinct_id = f"new-{part.new_ids:07d}"
+            distinct_id = f"new-{part.run}-{part.new_ids:07d}"
             part.new_ids += 1
         shape = bench_event(n)
         props = {**shape["properties"], "token": token, "distinct_id": distinct_id}
@@ -217,7 +221,7 @@ def run_persons(ctx: Context, events: int, known: int) -> PersonsPart:
     """See the module docstring."""
     part = PersonsPart(events, known)
     began = time.monotonic()
-    asyncio.run(prewarm(ctx, known))
+    asyncio.run(prewarm(ctx, part.run, known))
     part.prewarm_s = round(time.monotonic() - began, 1)
     step(f"persons: {known:,} known persons written through the store in {part.prewarm_s:.1f}s")
     began = time.monotonic()

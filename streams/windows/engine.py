@@ -200,7 +200,7 @@ class PartitionWindows:
         return {
             "watermark": self.watermark, "late": self.late,
             "open": [{"key": list(key), "start": start, "count": acc.count,
-                      "uniq": {n: sorted(v) for n, v in acc.uniq.items()}, "numbers": acc.numbers,
+                      "uniq": {n: list(v) for n, v in acc.uniq.items()}, "numbers": acc.numbers,
                       "skipped": acc.skipped} for (key, start), acc in self.open.items()],
         }
 

@@ -315,3 +315,22 @@ def test_the_pipeline_tap_rekeys_a_batch_in_position_order_and_its_replay_counts
     pipe.send(0, [processed("close", "buy", "u1", BASE + 5 * MINUTE)])
     pipe.run()
     assert by_window(pipe.results())[("buy", BASE)] == {"events": 40, "users": 40, "revenue": 0.0}
+
+
+def test_a_larger_state_is_checkpointed_less_often(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "CHECKPOINT_BYTES", 1_000)
+    clock = [0.0]
+    pipe = Pipeline(spec(), clock, checkpoint_seconds=1.0)
+    changelog = pipe.changelog.partitions[pipe.rekeyer.repartitioner.partition_of(("1", "buy"))]
+
+    def round_(n: int, seconds: float) -> int:
+        clock[0] += seconds
+        pipe.send(0, [processed(f"e{n}-{i}", "buy", f"user-{n}-{i:03d}", BASE + i) for i in range(100)])
+        pipe.run()
+        return len(changelog)
+
+    assert round_(0, 1.0) == 1  # ~1.5 KB written: the next checkpoint waits ~1.5 s
+    size = len(changelog[-1].value)
+    assert size > 1_200
+    assert round_(1, 1.0) == 1
+    assert round_(2, size / 1_000) == 2
