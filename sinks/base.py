@@ -27,16 +27,29 @@ from schemas.serializer import decode_envelope
 Record = Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class SourcePosition:
+    """A source message's topic, partition and offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 class SourceEnvelope:
     """One message of a sink's source topic: an envelope of records, decoded only when asked."""
 
-    __slots__ = ("_encoded", "_records", "_subject", "count", "key", "value")
+    __slots__ = ("_encoded", "_records", "_subject", "count", "key", "position", "value")
 
-    def __init__(self, value: bytes, key: bytes | None, count: int | None) -> None:
+    def __init__(self, value: bytes, key: bytes | None, count: int | None,
+                 position: SourcePosition | None = None) -> None:
         self.value = value
         self.key = key
         self.count = count
         """Its ``count`` header (how many records it holds), if it has one."""
+        self.position = position
+        """Where it was read (None outside the worker): a sink that names its output by it
+        (``files``) writes a redelivered envelope to the same place."""
         self._encoded: EncodedRecords | bool | None = False  # False: not looked at yet
         self._records: list[dict[str, Any]] | None = None
         self._subject = ""

@@ -1,3 +1,4 @@
 """The built-in sinks, imported here by hand so each registers itself (``sinks.registry``)."""
 
 from sinks.clickhouse import register as clickhouse  # noqa: F401 - registers `clickhouse`
+from sinks.files import register as files  # noqa: F401 - registers `files`

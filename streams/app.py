@@ -29,7 +29,7 @@ from headwater.runtime.settings import Endpoints, Settings
 from headwater.runtime.topology import SinkSpec, Topology
 from schemas.envelope import header_count
 from sinks.agent import SinkAgent
-from sinks.base import SourceEnvelope
+from sinks.base import SourceEnvelope, SourcePosition
 from sinks.errors import SinkError
 from sinks.registry import resolve_sink
 from streams.agents import add_agents
@@ -205,8 +205,9 @@ def _sink_agent(spec: SinkSpec, endpoints: Endpoints, dead_letters: TopicT,
             return
 
         async def handle(checkpoint: Checkpoint) -> None:
-            await work.handle([SourceEnvelope(m.value, m.key, header_count(m.headers)) for m in checkpoint.messages],
-                              checkpoint)
+            await work.handle([SourceEnvelope(m.value, m.key, header_count(m.headers),
+                                              SourcePosition(m.message.topic, m.message.partition, m.message.offset))
+                               for m in checkpoint.messages], checkpoint)
 
         try:
             await consume_in_batches(stream, handle, dead_letter_topic=dead_letters,

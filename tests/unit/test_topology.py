@@ -120,7 +120,7 @@ sinks:
   - {name: b, type: clickhouse, source: events_processed, config: {records: persons, tabel: x}}
 """)
     assert problems == [
-        "15:15 sinks[0].type: unknown sink type 'clickhose': did you mean 'clickhouse'? (known: clickhouse)",
+        "15:15 sinks[0].type: unknown sink type 'clickhose': did you mean 'clickhouse'? (known: clickhouse, files)",
         "16:68 sinks[1].config.records: Input should be 'events', 'ingestion_warnings', 'person', "
         "'person_distinct_id2', 'person_distinct_id_overrides', 'groups' or 'event_rollups'",
         "16:86 sinks[1].config.tabel: unknown key 'tabel': did you mean 'table'?",

@@ -18,6 +18,7 @@ from streams.event import Position
 from streams.windows import runner
 from streams.windows.runner import Aggregator, Message, Out, Rekeyer, Stored
 from streams.windows.tap import WindowTap
+from tests.support.records import processed
 from tests.support.windows import result
 
 MINUTE = 60_000_000
@@ -33,15 +34,6 @@ def spec(**changes: Any) -> WindowSpec:
                          AggregationSpec(name="users", function="uniq", field="distinct_id"),
                          AggregationSpec(name="revenue", function="sum", field="properties.price")]}
     return WindowSpec(**{**fields, **changes})
-
-
-def processed(uuid: str, event: str, distinct_id: str, timestamp: int, price: float | None = None) -> dict[str, Any]:
-    props = {} if price is None else {"price": price}
-    return {"uuid": uuid, "event": event, "properties": orjson.dumps(props).decode(), "timestamp": timestamp,
-            "team_id": 1, "distinct_id": distinct_id, "elements_chain": "", "created_at": timestamp,
-            "person_id": "p", "person_properties": "{}", "person_created_at": None, "person_mode": "full",
-            "group_0": "", "group_1": "", "group_2": "", "group_3": "", "group_4": "",
-            "historical_migration": False}
 
 
 class Topic:

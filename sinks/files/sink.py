@@ -1,0 +1,189 @@
+"""The files sink: each flush writes its records as files, one per project, date, window and source partition.
+
+Layout, under ``directory``::
+
+    <team_id>/<YYYY-MM-DD>/<HHMM>/<topic>-p<partition>-o<first offset>.jsonl.gz   (or .parquet)
+
+The date and ``HHMM`` are those of the record's event-time bucket (``window_seconds``, UTC):
+an event's ``timestamp``, a window result's ``start``. A file is named by the source partition
+and the offset of the batch's first envelope from it, and written whole (``FileStore.put``):
+a reader sees all of a file or none of it.
+
+Redelivery writes the same names. A batch that was flushed but not committed (the worker died
+in between) is read again from the same first offset, so its files are written again under the
+same names; in case the second batch is shorter, the first flush for a partition after the
+sink starts also removes the files of that partition from that offset on, which belong to the
+uncommitted batch, and any temporary file a killed write left. So every record is in exactly
+one file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import io
+import logging
+import random
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+
+from schemas.errors import SchemaError
+from sinks import telemetry
+from sinks.base import FlushResult, Record, SourceEnvelope, SourcePosition, Undecodable
+from sinks.errors import PermanentSinkError, RetriableSinkError
+from sinks.files.config import FilesConfig
+from sinks.files.store import FileStore
+
+log = logging.getLogger("headwater.sinks.files")
+
+BACKOFF_START = 0.2
+BACKOFF_CAP = 30.0
+MICROS = 1_000_000
+T = TypeVar("T")
+
+FileKey = tuple[str, str, str, str, int]  # team, date, window, topic, partition
+
+
+class FilesSink:
+    """A ``sinks.base.Sink`` writing files through a ``FileStore``; see the module docstring."""
+
+    def __init__(self, name: str, store: FileStore, config: FilesConfig) -> None:
+        self.name = name
+        self._store = store
+        self._config = config
+        self._suffix = ".parquet" if config.format == "parquet" else ".jsonl.gz" if config.gzip else ".jsonl"
+        self._pending: list[SourceEnvelope] = []
+        self._cleaned: set[tuple[str, int]] = set()  # source partitions whose uncommitted files were removed
+        self._swept = False
+        self._unplaced = 0  # envelopes without a position (outside the worker): numbered in order
+        self._retries = telemetry.RETRIES.labels(name)
+        if config.format == "parquet":
+            _parquet()  # fails now, with what to install, rather than at the first flush
+
+    def write(self, envelopes: Sequence[SourceEnvelope]) -> None:
+        self._pending.extend(envelopes)
+
+    async def flush(self) -> FlushResult:
+        envelopes, self._pending = self._pending, []
+        files: dict[FileKey, list[Record]] = {}
+        first: dict[tuple[str, int], int] = {}
+        undecodable: list[Undecodable] = []
+        written = 0
+        for envelope in envelopes:
+            position = envelope.position or self._unplaced_position()
+            source = (position.topic, position.partition)
+            first.setdefault(source, position.offset)
+            try:
+                records = envelope.records()
+            except SchemaError as exc:
+                undecodable.append(Undecodable(envelope, str(exc)))
+                continue
+            for record in records:
+                if self._config.filter.takes(record):
+                    files.setdefault(self._file_key(record, position), []).append(record)
+                    written += 1
+        await self._retrying(lambda: self._forget_uncommitted(first))
+        for key, rows in files.items():
+            path = self._path(key, first[(key[3], key[4])])
+            data = self._encode(rows)
+            await self._retrying(lambda p=path, d=data: self._store.put(p, d))  # type: ignore[misc]
+        return FlushResult(written=written, undecodable=undecodable)
+
+    async def close(self) -> None:
+        return None
+
+    # -- naming ---------------------------------------------------------------------------------
+
+    def _unplaced_position(self) -> SourcePosition:
+        self._unplaced += 1
+        return SourcePosition("unplaced", 0, self._unplaced)
+
+    def _file_key(self, record: Record, position: SourcePosition) -> FileKey:
+        team, at = _team_and_time(record)
+        bucket = at - at % (self._config.window_seconds * MICROS)
+        moment = datetime.fromtimestamp(bucket / MICROS, tz=UTC)
+        return team, moment.strftime("%Y-%m-%d"), moment.strftime("%H%M"), position.topic, position.partition
+
+    def _path(self, key: FileKey, first_offset: int) -> str:
+        team, date, window, topic, partition = key
+        return f"{team}/{date}/{window}/{topic}-p{partition}-o{first_offset:012d}{self._suffix}"
+
+    def _forget_uncommitted(self, first: dict[tuple[str, int], int]) -> None:
+        """See the module docstring: once per source partition (and once for temporary files)."""
+        fresh = {source: offset for source, offset in first.items() if source not in self._cleaned}
+        if not self._swept:
+            for name in self._store.names(".tmp"):
+                if name.rsplit("/", 1)[-1].startswith("."):
+                    self._store.delete(name)
+            self._swept = True
+        if not fresh:
+            return
+        for name in self._store.names(self._suffix):
+            parsed = _parse_name(name.rsplit("/", 1)[-1].removesuffix(self._suffix))
+            if parsed is None:
+                continue
+            topic, partition, offset = parsed
+            start = fresh.get((topic, partition))
+            if start is not None and offset >= start:
+                log.info("%s: removing %s, written by a batch that was not committed", self.name, name)
+                self._store.delete(name)
+        self._cleaned |= set(fresh)
+
+    # -- formats --------------------------------------------------------------------------------
+
+    def _encode(self, records: Sequence[Record]) -> bytes:
+        if self._config.format == "parquet":
+            pa, pq = _parquet()
+            buffer = io.BytesIO()
+            pq.write_table(pa.Table.from_pylist([dict(r) for r in records]), buffer, compression="zstd")
+            return buffer.getvalue()
+        lines = b"".join(orjson.dumps(r) + b"\n" for r in records)
+        return gzip.compress(lines, compresslevel=6, mtime=0) if self._config.gzip else lines
+
+    # -- retries --------------------------------------------------------------------------------
+
+    async def _retrying(self, call: Callable[[], T]) -> T:
+        """Run the blocking ``call`` in a thread; a retriable failure is retried with backoff and
+        jitter (the partition waits), a permanent one raised (the worker stops)."""
+        delay = BACKOFF_START
+        while True:
+            try:
+                return await asyncio.to_thread(call)
+            except PermanentSinkError:
+                raise
+            except RetriableSinkError as exc:
+                self._retries.inc()
+                log.warning("%s: %s; retrying in %.1fs", self.name, exc, delay)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not a secret
+            delay = min(BACKOFF_CAP, delay * 2)
+
+
+def _team_and_time(record: Record) -> tuple[str, int]:
+    """The project and event time of an event (``team_id``, ``timestamp``) or a window result (``start``)."""
+    if "start" in record and "window" in record:
+        key = record.get("key")
+        fields: Any = orjson.loads(key) if isinstance(key, str) else {}
+        team = fields.get("team_id", "all") if isinstance(fields, dict) else "all"
+        return str(team), int(record["start"])
+    return str(record.get("team_id", "unknown")), int(record.get("timestamp") or 0)
+
+
+def _parse_name(stem: str) -> tuple[str, int, int] | None:
+    """``<topic>-p<partition>-o<offset>`` back into its parts (None: not a name this sink wrote)."""
+    head, _, offset = stem.rpartition("-o")
+    topic, _, partition = head.rpartition("-p")
+    if not (topic and partition.isdigit() and offset.isdigit()):
+        return None
+    return topic, int(partition), int(offset)
+
+
+def _parquet() -> tuple[Any, Any]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise PermanentSinkError("format: parquet needs pyarrow: pip install 'headwater[parquet]'") from exc
+    return pa, pq
