@@ -1,6 +1,6 @@
 """The sink contract, run for every registered sink type against its real destination.
 
-For each type in ``sinks.registry.sink_types()`` a ``Contract`` below says how to give it a
+For each type in ``sinks.registry.sink_types()`` that writes to a service, a ``Contract`` below says how to give it a
 destination of its own in the local stack, a record, a record the destination refuses, and
 how to count what landed. Then every sink must:
 
@@ -102,10 +102,20 @@ class ClickHouseContract:
 
 
 CONTRACTS: dict[str, Contract] = {"clickhouse": ClickHouseContract()}
+NO_SERVICE = {"files": "tests/unit/test_sink_compliance.py"}
+"""Sink types whose destination needs no service (a directory): their contract runs in the unit suite,
+which also checks a redelivery that ends elsewhere; they refuse no record and cannot be unreachable by
+endpoints, so the cases below that need one do not apply."""
 
 
 def test_every_sink_type_has_a_contract() -> None:
-    assert sorted(sink_types()) == sorted(CONTRACTS)
+    assert sorted(sink_types()) == sorted([*CONTRACTS, *NO_SERVICE])
+
+
+def test_the_sinks_checked_in_the_unit_suite_are_there() -> None:
+    from tests.unit import test_sink_compliance
+
+    assert {name.split("-")[0] for name in test_sink_compliance.DESTINATIONS} == set(NO_SERVICE)
 
 
 @dataclass
@@ -220,7 +230,7 @@ async def test_an_unreachable_destination_is_retried_and_nothing_is_acknowledged
     assert not message.acked
 
 
-@pytest.mark.parametrize("type_", sorted(CONTRACTS))
+@pytest.mark.parametrize("type_", sorted([*CONTRACTS, *NO_SERVICE]))
 def test_unknown_config_keys_fail_validation(type_: str) -> None:
     with pytest.raises(ValidationError, match="no_such_key"):
         sink_types()[type_].config.model_validate({"no_such_key": 1})
