@@ -10,6 +10,7 @@ parts that ran are replaced (each part says when it ran, ``started``, and where,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -175,24 +176,44 @@ def _per_event(seconds: float | None, r: ConsumerResult) -> str:
     return "-" if seconds is None or not r.rows else f"{1e6 * seconds / r.rows:.1f}"
 
 
-def print_persons(part: PersonsPart, cpu: int) -> None:
-    table = Table(title=f"make bench · worker persons: {part.events:,} events in {part.envelopes:,} envelopes, "
-                        f"{persons.KNOWN_SHARE:.0%} from {part.known_ids:,} known persons, {part.new_ids:,} from new "
-                        f"ones, {part.with_set:,} with $set/$set_once; the worker pinned to cpu{cpu}",
-                  title_justify="left")
+def _run_rows(table: Table, runs: Sequence[tuple[str, str]], results: Mapping[str, ConsumerResult],
+              extra: Mapping[str, Callable[[ConsumerResult], str]]) -> None:
+    """The columns and rows of a part that drains one backlog with two workers (persons, windows)."""
     for column in ("worker", "startup s", "wall s", "events/s", "CPU s", "core", "CPU µs/event", "RSS MB peak",
-                   "CH µs/row", "Postgres µs/event", "Redis µs/event", "foreign", "rows (FINAL)"):
+                   *extra, "foreign", "rows (FINAL)"):
         table.add_column(column, justify="left" if column in {"worker", "rows (FINAL)"} else "right", no_wrap=True)
-    for key, label in persons.RUNS:
-        r = part.runs.get(key)
+    for key, label in runs:
+        r = results.get(key)
         if r is None:
             continue
         check = f"ok: {r.rows:,}" if r.valid else f"[red]{r.rows:,} of {r.expected:,}[/]"
         table.add_row(label, f"{r.startup_s:.1f}", f"{r.wall_s:.1f}", f"{r.events_per_s:,.0f}", f"{r.cpu_s:.1f}",
                       f"{r.core_percent:.0f}%", f"{r.cpu_us_per_event:.1f}", f"{r.peak_rss_mb:,.0f}",
-                      _per_event(r.clickhouse_cpu_s, r), _per_event(r.postgres_cpu_s, r), _per_event(r.redis_cpu_s, r),
+                      *(cell(r) for cell in extra.values()),
                       f"[yellow]{r.foreign_percent:.0f}%[/]" if r.foreign_percent > NOISE_PERCENT
                       else f"{r.foreign_percent:.0f}%", check)
+
+
+def _run_problems(part: str, results: Mapping[str, ConsumerResult], problems: Sequence[str]) -> None:
+    for key, r in results.items():
+        if r.foreign_percent > NOISE_PERCENT:
+            console.print(f"  [yellow]NOISY[/] {part} · {key}: processes outside the benchmark used "
+                          f"{r.foreign_percent:.0f}% of a core: its wall time suffered; run again when quieter")
+        for problem in r.problems:
+            console.print(f"  [red]INVALID[/] {part} · {key}: {problem}")
+    for problem in problems:
+        console.print(f"  [red]INVALID[/] {part}: {problem}")
+
+
+def print_persons(part: PersonsPart, cpu: int) -> None:
+    table = Table(title=f"make bench · worker persons: {part.events:,} events in {part.envelopes:,} envelopes, "
+                        f"{persons.KNOWN_SHARE:.0%} from {part.known_ids:,} known persons, {part.new_ids:,} from new "
+                        f"ones, {part.with_set:,} with $set/$set_once; the worker pinned to cpu{cpu}",
+                  title_justify="left")
+    _run_rows(table, persons.RUNS, part.runs, {
+        "CH µs/row": lambda r: _per_event(r.clickhouse_cpu_s, r),
+        "Postgres µs/event": lambda r: _per_event(r.postgres_cpu_s, r),
+        "Redis µs/event": lambda r: _per_event(r.redis_cpu_s, r)})
     console.print(table)
     console.print(f"  known persons written through the store in {part.prewarm_s:.1f}s; backlog written in "
                   f"{part.fill_s:.1f}s")
@@ -216,46 +237,20 @@ def print_persons(part: PersonsPart, cpu: int) -> None:
         failures = run.counters.get("headwater_stream_person_cache_write_failures_total", 0)
         if conflicts or failures:
             console.print(f"  [yellow]person write conflicts {conflicts:,}, cache write failures {failures:,}[/]")
-    for key, r in part.runs.items():
-        if r.foreign_percent > NOISE_PERCENT:
-            console.print(f"  [yellow]NOISY[/] persons · {key}: processes outside the benchmark used "
-                          f"{r.foreign_percent:.0f}% of a core: its wall time suffered; run again when quieter")
-        for problem in r.problems:
-            console.print(f"  [red]INVALID[/] persons · {key}: {problem}")
-    for problem in part.problems:
-        console.print(f"  [red]INVALID[/] persons: {problem}")
+    _run_problems("persons", part.runs, part.problems)
 
 
 def print_windows(part: WindowsPart, cpu: int) -> None:
     table = Table(title=f"make bench · worker windows: {part.events:,} events in {part.envelopes:,} envelopes from "
                         f"{windows.DISTINCT_IDS:,} distinct ids over {windows.SPAN_SECONDS} s of event time, without "
                         f"persons; the worker pinned to cpu{cpu}", title_justify="left")
-    for column in ("worker", "startup s", "wall s", "events/s", "CPU s", "core", "CPU µs/event", "RSS MB peak",
-                   "Kafka µs/event", "foreign", "rows (FINAL)"):
-        table.add_column(column, justify="left" if column in {"worker", "rows (FINAL)"} else "right", no_wrap=True)
-    for key, label in windows.RUNS:
-        r = part.runs.get(key)
-        if r is None:
-            continue
-        check = f"ok: {r.rows:,}" if r.valid else f"[red]{r.rows:,} of {r.expected:,}[/]"
-        table.add_row(label, f"{r.startup_s:.1f}", f"{r.wall_s:.1f}", f"{r.events_per_s:,.0f}", f"{r.cpu_s:.1f}",
-                      f"{r.core_percent:.0f}%", f"{r.cpu_us_per_event:.1f}", f"{r.peak_rss_mb:,.0f}",
-                      _per_event(r.kafka_cpu_s, r),
-                      f"[yellow]{r.foreign_percent:.0f}%[/]" if r.foreign_percent > NOISE_PERCENT
-                      else f"{r.foreign_percent:.0f}%", check)
+    _run_rows(table, windows.RUNS, part.runs, {"Kafka µs/event": lambda r: _per_event(r.kafka_cpu_s, r)})
     console.print(table)
     added, share = part.window_us_per_event, part.window_cpu_share
     if added is not None and share is not None:
         console.print(f"  the window's cost: {added:.1f} CPU µs/event ({share:.1%} of the worker with it; re-key "
                       "and aggregate, until both groups committed everything; no target)")
-    for key, r in part.runs.items():
-        if r.foreign_percent > NOISE_PERCENT:
-            console.print(f"  [yellow]NOISY[/] windows · {key}: processes outside the benchmark used "
-                          f"{r.foreign_percent:.0f}% of a core: its wall time suffered; run again when quieter")
-        for problem in r.problems:
-            console.print(f"  [red]INVALID[/] windows · {key}: {problem}")
-    for problem in part.problems:
-        console.print(f"  [red]INVALID[/] windows: {problem}")
+    _run_problems("windows", part.runs, part.problems)
 
 
 def print_historical(part: HistoricalPart, cpu: int) -> None:

@@ -42,9 +42,8 @@ from bench.console import step
 from bench.inprocess import event as bench_event
 from bench.servers import Context
 from bench.worker.backlog import Backlog, flushes, written_backlog
-from bench.worker.consumers import create_table, drop_table, worker_consumer
-from bench.worker.measure import PERSON_LOOKUP_SOURCES, ConsumerResult, measure_consumer, person_lookups_key
-from bench.worker.suite import settle
+from bench.worker.measure import PERSON_LOOKUP_SOURCES, ConsumerResult, person_lookups_key
+from bench.worker.suite import drain_edited
 from capture_gateway.events import uuid7
 from headwater.runtime.connections import Connections
 from headwater.runtime.projects import find_project
@@ -204,17 +203,8 @@ def _backlog(ctx: Context, part: PersonsPart) -> Backlog:
 
 
 def _drain(ctx: Context, backlog: Backlog, key: str, label: str) -> ConsumerResult:
-    consumer = worker_consumer(f"persons_{key}", backlog, ctx.endpoints, ctx.run_dir, ctx.args.server_cpu,
-                               without_persons if key == "without" else None)
-    ctx.topics += consumer.created_topics
-    create_table(ctx.endpoints, consumer.table)
-    try:
-        settle(ctx.service_pids.get("clickhouse"))
-        step(f"persons · {label}: {backlog.total:,} events → {consumer.table}; log {consumer.process.log}")
-        return measure_consumer(consumer, backlog.total, ctx.endpoints, ctx.service_pids, ctx.args.consumer_timeout)
-    finally:
-        if not ctx.args.keep_topics:
-            drop_table(ctx.endpoints, consumer.table)
+    return drain_edited(ctx, backlog, f"persons_{key}", f"persons · {label}",
+                        without_persons if key == "without" else None)
 
 
 def run_persons(ctx: Context, events: int, known: int) -> PersonsPart:

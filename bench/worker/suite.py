@@ -10,15 +10,16 @@ run's list of topics to delete.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from bench.console import console, step
 from bench.measure import Measurement
 from bench.servers import Context
 from bench.worker import report
 from bench.worker.backlog import Backlog
-from bench.worker.consumers import LABELS, create_table, drop_table, prepare
+from bench.worker.consumers import LABELS, Consumer, create_table, drop_table, prepare, worker_consumer
 from bench.worker.measure import ConsumerResult, measure_consumer
 from bench.worker.procfs import cpu_seconds
 
@@ -71,3 +72,21 @@ def finish_worker_half(ctx: Context, backlog: Backlog, results: list[ConsumerRes
         report.write_json(path, backlog, results, found, gateway, ctx.args, started)
     console.print(f"written to {latest}")
     return bool(results) and all(r.valid for r in results)
+
+
+def drain_edited(ctx: Context, backlog: Backlog, name: str, label: str,
+                 edit: Callable[[dict[str, Any]], dict[str, Any]] | None,
+                 settled: Callable[[Consumer], bool] | None = None) -> ConsumerResult:
+    """One ``headwater worker`` (the default topology, changed by ``edit``) draining ``backlog`` into a
+    table of its own, measured (and, with ``settled``, until it says the worker's other work is done)."""
+    consumer = worker_consumer(name, backlog, ctx.endpoints, ctx.run_dir, ctx.args.server_cpu, edit)
+    ctx.topics += consumer.created_topics
+    create_table(ctx.endpoints, consumer.table)
+    try:
+        settle(ctx.service_pids.get("clickhouse"))
+        step(f"{label}: {backlog.total:,} events → {consumer.table}; log {consumer.process.log}")
+        return measure_consumer(consumer, backlog.total, ctx.endpoints, ctx.service_pids, ctx.args.consumer_timeout,
+                                settled=None if settled is None else lambda: settled(consumer))
+    finally:
+        if not ctx.args.keep_topics:
+            drop_table(ctx.endpoints, consumer.table)

@@ -30,10 +30,10 @@ from bench.console import step
 from bench.inprocess import event as bench_event
 from bench.servers import Context
 from bench.worker.backlog import Backlog, flushes, written_backlog
-from bench.worker.consumers import Consumer, create_table, drop_table, worker_consumer
-from bench.worker.measure import ConsumerResult, measure_consumer
+from bench.worker.consumers import Consumer
+from bench.worker.measure import ConsumerResult
 from bench.worker.persons import without_persons
-from bench.worker.suite import settle
+from bench.worker.suite import drain_edited
 from capture_gateway.events import uuid7
 from schemas.events import RawEvent
 from streams.windows.tap import tapped
@@ -120,18 +120,9 @@ def _windows_caught_up(ctx: Context, consumer: Consumer) -> bool:
 
 
 def _drain(ctx: Context, backlog: Backlog, key: str, label: str) -> ConsumerResult:
-    consumer = worker_consumer(f"windows_{key}", backlog, ctx.endpoints, ctx.run_dir, ctx.args.server_cpu,
-                               without_windows if key == "without" else without_persons)
-    ctx.topics += consumer.created_topics
-    create_table(ctx.endpoints, consumer.table)
-    try:
-        settle(ctx.service_pids.get("clickhouse"))
-        step(f"windows · {label}: {backlog.total:,} events → {consumer.table}; log {consumer.process.log}")
-        return measure_consumer(consumer, backlog.total, ctx.endpoints, ctx.service_pids, ctx.args.consumer_timeout,
-                                settled=lambda: _windows_caught_up(ctx, consumer))
-    finally:
-        if not ctx.args.keep_topics:
-            drop_table(ctx.endpoints, consumer.table)
+    return drain_edited(ctx, backlog, f"windows_{key}", f"windows · {label}",
+                        without_windows if key == "without" else without_persons,
+                        settled=lambda consumer: _windows_caught_up(ctx, consumer))
 
 
 def run_windows(ctx: Context, events: int) -> WindowsPart:
