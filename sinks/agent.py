@@ -5,8 +5,9 @@ topic) and hands each batch of Kafka messages here, as ``SourceEnvelope``, with 
 checkpoint. The agent checks every envelope (laid out as Avro records a destination can read
 as they are, or else decodable as any registered envelope subject), gives them to the sink,
 and registers one flush with the checkpoint; the checkpoint runs it before it awaits the
-producer's acks and acks the messages. Undecodable messages and records the destination
-refused for good are dead-lettered, with the sink's name as the stage.
+producer's acks and acks the messages. Undecodable messages, envelopes the sink did not write
+(``Unwritten``) and records the destination refused for good are dead-lettered, with the sink's
+name as the stage.
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ class SinkAgent:
             result = await self.sink.flush()
             self._flush_seconds.observe(time.perf_counter() - started)
             self._rows_written.inc(result.written)
-            for undecodable in result.undecodable:
-                await batch.dead_letter(undecodable.envelope.value, undecodable.envelope.key, reason="undecodable",
-                                        stage=self.sink.name, error=undecodable.error, source_topic=self._source)
+            for unwritten in result.unwritten:
+                await batch.dead_letter(unwritten.envelope.value, unwritten.envelope.key, reason=unwritten.reason,
+                                        stage=self.sink.name, error=unwritten.error, source_topic=self._source)
             if not result.rejected:
                 return
             self._rows_rejected.inc(len(result.rejected))
@@ -61,6 +62,9 @@ class SinkAgent:
                     stage=self.sink.name, error=rejected.error, source_topic=self._source)
 
         batch.on_flush(flush)
+
+    async def start(self) -> None:
+        await self.sink.start()
 
     async def close(self) -> None:
         await self.sink.close()

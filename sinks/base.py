@@ -2,6 +2,7 @@
 
 The worker (``streams``) drives any registered sink the same way, through ``sinks.agent``:
 
+0. ``start()`` once, before the first batch (a destination that cannot work stops the worker here);
 1. ``write(envelopes)`` with the batch's Kafka messages as ``SourceEnvelope`` (no I/O expected);
 2. ``flush()`` once per batch, from the batch's checkpoint, before any producer ack is awaited;
 3. the batch's offsets are committed only after ``flush`` returned and the dead letters of the
@@ -85,11 +86,22 @@ class Rejected:
 
 
 @dataclass(frozen=True)
-class Undecodable:
-    """An envelope whose records could not be decoded when the sink needed them, with the error."""
+class Unwritten:
+    """An envelope the sink did not write, dead-lettered whole with why: ``undecodable`` (its records
+    could not be decoded when the sink needed them) or ``destination_paused`` (the destination kept
+    failing; ``headwater dlq replay`` delivers it to this sink once the destination is back)."""
 
     envelope: SourceEnvelope
     error: str
+    reason: str = "undecodable"
+
+
+@dataclass(frozen=True)
+class Health:
+    """What ``healthcheck`` found: whether the destination answers, and a line saying so."""
+
+    ok: bool
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -98,7 +110,7 @@ class FlushResult:
 
     written: int
     rejected: list[Rejected] = field(default_factory=list)
-    undecodable: list[Undecodable] = field(default_factory=list)
+    unwritten: list[Unwritten] = field(default_factory=list)
 
 
 class Sink(Protocol):
@@ -108,13 +120,26 @@ class Sink(Protocol):
     ``write`` buffers; ``flush`` writes the buffer, retries transient failures itself (the
     partition waits; nothing is lost; count each retry in ``sinks.telemetry.RETRIES``) and
     returns the records the destination refused for good, which the agent dead-letters (and
-    any envelope it found it could not decode, ``Undecodable``, dead-lettered whole).
+    the envelopes it did not write, ``Unwritten``, dead-lettered whole with their reason).
     Raising from ``flush`` stops the worker without committing the batch. Writing the same
     record twice must leave one row: redelivery after a crash is normal. ``close`` is called
     once when the worker stops.
+
+    Third-party sinks register like the built-in ones (``sinks.registry.register_sink``) and are
+    found through the ``headwater.sinks`` entry point group (``sinks.registry``).
     """
 
     name: str
+
+    async def start(self) -> None:
+        """Open clients and check what can be checked before the first batch; raise
+        ``PermanentSinkError`` for a destination that cannot work (the worker stops, saying why).
+        An unreachable destination is no reason to raise: ``flush`` retries it."""
+        ...
+
+    async def healthcheck(self) -> Health:
+        """Whether the destination answers now (one cheap request; never raises)."""
+        ...
 
     def write(self, envelopes: Sequence[SourceEnvelope]) -> None: ...
 

@@ -4,15 +4,27 @@ Built-in sinks register when the ``sinks`` package (imported before any of its m
 ``sinks.builtin``, which imports each by hand, in one place. The YAML
 ``type:``, the registry key, the package under ``sinks/`` and the ``sink`` metric label's
 source are the same word. A duplicate name fails at import.
+
+Other packages add sink types through the entry point group ``headwater.sinks``: the entry
+point's name is the type's name and its value the ``SinkType`` that ``register_sink`` returned::
+
+    [project.entry-points."headwater.sinks"]
+    s3 = "my_sinks.s3:S3_SINK"          # S3_SINK = register_sink("s3", S3Config, build, "…")
+
+They are loaded the first time the registry is read; one that fails to load, or names another
+type than its own, is a ``RegistrationError`` saying which package it came from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
+from importlib.metadata import entry_points
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from headwater.errors import RegistrationError
 from headwater.runtime.registry import ComponentType, Registry
 from headwater.runtime.settings import Endpoints
 from sinks.base import Sink
@@ -28,6 +40,8 @@ SinkType = ComponentType[Endpoints, Sink]
 
 SINKS: Registry[Endpoints, Sink] = Registry("sink")
 
+ENTRY_POINT_GROUP = "headwater.sinks"
+
 
 class SinkConfig(BaseModel):
     """Base of sink config models: strict (unknown keys are errors) and frozen."""
@@ -40,11 +54,29 @@ def register_sink(name: str, config: type[BaseModel], factory: SinkFactory, summ
     return SINKS.register(name, config, factory, summary)
 
 
+@cache
+def _load_entry_points() -> None:
+    """Import every ``headwater.sinks`` entry point once; each registers its type as it loads."""
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"entry point {point.name!r} = {point.value!r} ({ENTRY_POINT_GROUP})"
+        try:
+            loaded = point.load()
+        except RegistrationError as exc:
+            raise RegistrationError(f"{origin}: {exc}") from exc
+        except Exception as exc:  # a broken package must say which one it is
+            raise RegistrationError(f"{origin} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(loaded, ComponentType) or loaded.name != point.name \
+                or SINKS.types().get(point.name) is not loaded:
+            raise RegistrationError(f"{origin} must be the SinkType that register_sink({point.name!r}, …) returned")
+
+
 def sink_types() -> dict[str, SinkType]:
-    """Every registered sink type (the built-ins registered when ``sinks`` was imported)."""
+    """Every registered sink type: the built-ins, and those of the ``headwater.sinks`` entry points."""
+    _load_entry_points()
     return SINKS.types()
 
 
 def resolve_sink(type_: str) -> SinkType:
     """The sink type a topology's sink names; ``UnknownComponent`` when nobody registered it."""
+    _load_entry_points()
     return SINKS.get(type_)

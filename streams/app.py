@@ -200,6 +200,7 @@ def _sink_agent(spec: SinkSpec, endpoints: Endpoints, dead_letters: TopicT,
     async def run(stream: StreamT[bytes]) -> None:
         try:
             work = SinkAgent(resolve_sink(spec.type).build(spec.name, spec.config, endpoints), spec.source)
+            await work.start()
         except Exception as exc:  # noqa: BLE001 - a sink that cannot be built stops the worker, loudly
             await crash(SinkError(f"sink {spec.name!r} ({spec.type}) cannot start: {exc}"))
             return

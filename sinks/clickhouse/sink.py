@@ -12,7 +12,6 @@ record collapses into one row (``FINAL`` in queries sees one row at once).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -21,15 +20,14 @@ from typing import Any
 from schemas.container import EncodedRecords, container_chunks, item_schema
 from schemas.errors import SchemaError
 from sinks import telemetry
-from sinks.base import FlushResult, Record, Rejected, SourceEnvelope, Undecodable
+from sinks.base import FlushResult, Health, Record, Rejected, SourceEnvelope, Unwritten
 from sinks.clickhouse.client import ClickHouseClient
 from sinks.clickhouse.rows import RowFormat
 from sinks.errors import PermanentSinkError, RetriableSinkError
+from sinks.retry import retrying
 
 log = logging.getLogger("headwater.sinks.clickhouse")
 
-BACKOFF_START = 0.2
-BACKOFF_CAP = 30.0
 
 
 class ClickHouseSink:
@@ -43,6 +41,16 @@ class ClickHouseSink:
         self._pending: list[SourceEnvelope] = []
         self._retries = telemetry.RETRIES.labels(name)
         self._fallbacks = telemetry.FALLBACKS.labels(name)
+
+    async def start(self) -> None:
+        return None  # the client connects on first use; an unreachable server is retried by flush
+
+    async def healthcheck(self) -> Health:
+        try:
+            await self._client.select(f"SELECT count() FROM {self._table} WHERE 0")  # noqa: S608 - a name from the topology
+        except (RetriableSinkError, PermanentSinkError) as exc:
+            return Health(False, f"ClickHouse table {self._table}: {exc}")
+        return Health(True, f"ClickHouse table {self._table} answers")
 
     def write(self, envelopes: Sequence[SourceEnvelope]) -> None:
         self._pending.extend(envelopes)
@@ -69,15 +77,15 @@ class ClickHouseSink:
                 continue
             written += sum(p.count for p in parts)
         records: list[Record] = []
-        undecodable: list[Undecodable] = []
+        unwritten: list[Unwritten] = []
         for envelope in as_rows:
             try:
                 records += envelope.records()
             except SchemaError as exc:
-                undecodable.append(Undecodable(envelope, str(exc)))
+                unwritten.append(Unwritten(envelope, str(exc)))
         rejected: list[Rejected] = []
         await self._insert_rows(records, [self._rows.row_of(r) for r in records], rejected)
-        return FlushResult(written=written + len(records) - len(rejected), rejected=rejected, undecodable=undecodable)
+        return FlushResult(written=written + len(records) - len(rejected), rejected=rejected, unwritten=unwritten)
 
     async def _insert_avro(self, schema_id: int, parts: list[EncodedRecords]) -> None:
         schema = item_schema(schema_id)
@@ -87,16 +95,7 @@ class ClickHouseSink:
 
     async def _retrying(self, insert: Callable[[], Awaitable[Any]]) -> None:
         """Run ``insert`` until it succeeds or fails for good (``PermanentSinkError``), backing off."""
-        delay = BACKOFF_START
-        while True:
-            try:
-                await insert()
-                return
-            except RetriableSinkError as exc:
-                self._retries.inc()
-                log.warning("ClickHouse insert failed, retrying in %.1fs: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(BACKOFF_CAP, delay * 2)
+        await retrying(insert, retries=self._retries, log=log, what="ClickHouse insert")
 
     async def _insert_rows(self, records: list[Record], rows: list[tuple[object, ...]],
                            rejected: list[Rejected]) -> None:

@@ -23,7 +23,6 @@ import asyncio
 import gzip
 import io
 import logging
-import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -32,15 +31,14 @@ import orjson
 
 from schemas.errors import SchemaError
 from sinks import telemetry
-from sinks.base import FlushResult, Record, SourceEnvelope, SourcePosition, Undecodable
+from sinks.base import FlushResult, Health, Record, SourceEnvelope, SourcePosition, Unwritten
 from sinks.errors import PermanentSinkError, RetriableSinkError
 from sinks.files.config import FilesConfig
 from sinks.files.store import FileStore
+from sinks.retry import retrying
 
 log = logging.getLogger("headwater.sinks.files")
 
-BACKOFF_START = 0.2
-BACKOFF_CAP = 30.0
 MICROS = 1_000_000
 T = TypeVar("T")
 
@@ -63,6 +61,16 @@ class FilesSink:
         if config.format == "parquet":
             _parquet()  # fails now, with what to install, rather than at the first flush
 
+    async def start(self) -> None:
+        await asyncio.to_thread(self._store.check)
+
+    async def healthcheck(self) -> Health:
+        try:
+            await asyncio.to_thread(self._store.check)
+        except (RetriableSinkError, PermanentSinkError) as exc:
+            return Health(False, str(exc))
+        return Health(True, f"{self._store.describe()} is writable")
+
     def write(self, envelopes: Sequence[SourceEnvelope]) -> None:
         self._pending.extend(envelopes)
 
@@ -70,7 +78,7 @@ class FilesSink:
         envelopes, self._pending = self._pending, []
         files: dict[FileKey, list[Record]] = {}
         first: dict[tuple[str, int], int] = {}
-        undecodable: list[Undecodable] = []
+        unwritten: list[Unwritten] = []
         written = 0
         for envelope in envelopes:
             position = envelope.position or self._unplaced_position()
@@ -79,7 +87,7 @@ class FilesSink:
             try:
                 records = envelope.records()
             except SchemaError as exc:
-                undecodable.append(Undecodable(envelope, str(exc)))
+                unwritten.append(Unwritten(envelope, str(exc)))
                 continue
             for record in records:
                 if self._config.filter.takes(record):
@@ -90,7 +98,7 @@ class FilesSink:
             path = self._path(key, first[(key[3], key[4])])
             data = self._encode(rows)
             await self._retrying(lambda p=path, d=data: self._store.put(p, d))  # type: ignore[misc]
-        return FlushResult(written=written, undecodable=undecodable)
+        return FlushResult(written=written, unwritten=unwritten)
 
     async def close(self) -> None:
         return None
@@ -146,19 +154,9 @@ class FilesSink:
     # -- retries --------------------------------------------------------------------------------
 
     async def _retrying(self, call: Callable[[], T]) -> T:
-        """Run the blocking ``call`` in a thread; a retriable failure is retried with backoff and
-        jitter (the partition waits), a permanent one raised (the worker stops)."""
-        delay = BACKOFF_START
-        while True:
-            try:
-                return await asyncio.to_thread(call)
-            except PermanentSinkError:
-                raise
-            except RetriableSinkError as exc:
-                self._retries.inc()
-                log.warning("%s: %s; retrying in %.1fs", self.name, exc, delay)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not a secret
-            delay = min(BACKOFF_CAP, delay * 2)
+        """Run the blocking ``call`` in a thread, retrying transient failures (``sinks.retry``)."""
+        return await retrying(lambda: asyncio.to_thread(call), retries=self._retries, log=log,
+                              what=f"{self.name}: writing to {self._store.describe()}")
 
 
 def _team_and_time(record: Record) -> tuple[str, int]:

@@ -1,6 +1,6 @@
 """Where the files sink's files go: ``FileStore``, implemented here for a local directory.
 
-An object store (S3, GCS) implements the same four calls: its ``put`` of a whole object is atomic
+An object store (S3, GCS) implements the same five calls: its ``put`` of a whole object is atomic
 already, so it needs no temporary name.
 """
 
@@ -36,6 +36,10 @@ class FileStore(Protocol):
 
     def describe(self) -> str:
         """Where the files are, for messages."""
+        ...
+
+    def check(self) -> None:
+        """Raise unless files can be written now (``PermanentSinkError`` when they never will)."""
         ...
 
 
@@ -82,3 +86,11 @@ class LocalFileStore:
 
     def describe(self) -> str:
         return str(self.root)
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _translated(exc, f"creating {self.root}") from exc
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise PermanentSinkError(f"{self.root} is not writable by this user")

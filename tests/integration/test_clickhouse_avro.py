@@ -53,7 +53,7 @@ async def test_avro_and_json_rows_write_the_same_values(stack: Endpoints) -> Non
             sink.write([SourceEnvelope(value, None, len(records) if way == "avro" else None)])
             result = await sink.flush()
             await sink.close()
-            assert (result.written, result.rejected, result.undecodable) == (2, [], [])
+            assert (result.written, result.rejected, result.unwritten) == (2, [], [])
             assert _fallbacks(sink.name) == before, f"the {way} insert fell back to rows"
         avro, rows = await _rows(stack, tables["avro"]), await _rows(stack, tables["rows"])
         assert avro == rows

@@ -183,7 +183,7 @@ async def test_an_envelope_that_cannot_be_read_is_returned_undecodable(built: Bu
     finally:
         await sink.close()
     assert (result.written, result.rejected) == (1, [])
-    assert [u.envelope for u in result.undecodable] == [broken]
+    assert [u.envelope for u in result.unwritten] == [broken]
     assert await built.contract.count(built.endpoints, built.config, good) == 1
 
 

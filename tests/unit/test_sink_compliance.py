@@ -121,7 +121,7 @@ def test_a_shorter_redelivery_after_a_crash_still_leaves_each_record_once(destin
 
 def test_a_transient_error_is_retried_inside_flush(destination: Destination,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sinks.files.sink.BACKOFF_START", 0.001)
+    monkeypatch.setattr("sinks.retry.BACKOFF_START", 0.001)
     destination.fail_next(RetriableSinkError("disk full"))
     destination.fail_next(RetriableSinkError("disk full"))
     assert flush(destination.sink, envelopes()).written == 15
@@ -138,6 +138,6 @@ def test_only_an_undecodable_envelope_comes_back_the_rest_is_written(destination
     batch = envelopes()
     garbage = SourceEnvelope(b"\x00not avro", None, 1, SourcePosition("events_processed", 0, 103))
     result = flush(destination.sink, [*batch, garbage])
-    assert [u.envelope for u in result.undecodable] == [garbage]
+    assert [u.envelope for u in result.unwritten] == [garbage]
     assert result.written == 15
     assert len(destination.read_back()) == 15
