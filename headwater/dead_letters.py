@@ -2,7 +2,9 @@
 came from, and remove what was put back.
 
 Replay re-produces a dead letter's original message to the topic named in its
-``source_topic`` header, keeping its key, so it is processed again after a fix. Each replay
+``source_topic`` header, keeping its key, so it is processed again after a fix; a sink's
+letters (stage ``sink:<name>``) go to that sink instead (``Redelivery``,
+``headwater.sink_replay``), so the topic's other readers do not see them twice. Each replay
 is recorded in Postgres (``dead_letter_replays``, once Kafka acknowledged it): ``list`` shows
 when a letter was replayed, and a later replay skips it unless asked ``again``. The dead
 letters stay in Kafka until ``purge`` deletes, per partition, the leading run of letters that
@@ -12,9 +14,9 @@ were all replayed (or the topic's retention removes them). Filters narrow what i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import psycopg
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
@@ -27,6 +29,8 @@ from schemas.errors import SchemaError
 from schemas.serializer import AvroSerializer
 
 FILTER_FIELDS = ("reason", "stage", "source_topic", "event", "distinct_id", "uuid")
+REDELIVERY_BATCH = 500
+"""Dead letters given to a sink per flush when replaying."""
 
 
 @dataclass(frozen=True)
@@ -180,12 +184,34 @@ class Replays:
                 yield letter
 
 
+class Redelivery(Protocol):
+    """Where some dead letters go back to instead of their source topic (a sink's: ``headwater.sink_replay``)."""
+
+    def handles(self, letter: DeadLetter) -> bool: ...
+
+    def deliver(self, dead_letter_topic: str, letters: Sequence[DeadLetter]) -> dict[tuple[int, int], str]:
+        """Deliver ``letters`` (all with one ``stage``); the (partition, offset) of those not taken, with why."""
+        ...
+
+
+@dataclass
+class ReplayOutcome:
+    """What ``replay`` did."""
+
+    replayed: int = 0
+    before: int = 0  # replayed before, skipped (``again`` replays them)
+    skipped: int = 0  # not matching the filters
+    failed: list[tuple[DeadLetter, str]] = field(default_factory=list)  # still failing, not recorded
+
+
 def replay(bootstrap: str, topic: str, filters: dict[str, str], replays: Replays, *, dry_run: bool, again: bool,
-           progress: Callable[[DeadLetter], None]) -> tuple[int, int, int]:
-    """Re-produce matching dead letters to their source topics; (replayed, already replayed, not matching).
+           progress: Callable[[DeadLetter], None], redelivery: Redelivery | None = None) -> ReplayOutcome:
+    """Put matching dead letters back: to ``redelivery`` for the letters it handles, else re-produced
+    to their source topics.
 
     Letters replayed before are skipped unless ``again``. Returns only after Kafka acknowledged
-    every replayed message, and records them then.
+    every re-produced message (and the redelivery took its letters), and records them then; a
+    letter the redelivery did not take is in ``failed`` and not recorded.
     """
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
                          "log_level": 0})
@@ -195,14 +221,33 @@ def replay(bootstrap: str, topic: str, filters: dict[str, str], replays: Replays
         if err is not None:
             failures.append(str(err))
 
+    outcome = ReplayOutcome()
     done: list[DeadLetter] = []
-    before = skipped = 0
+    held: dict[str, list[DeadLetter]] = {}  # by stage, for the redelivery
+
+    def redeliver(letters: list[DeadLetter]) -> None:
+        assert redelivery is not None
+        refused = redelivery.deliver(topic, letters)
+        for letter in letters:
+            why = refused.get((letter.partition, letter.offset))
+            if why is None:
+                done.append(letter)
+                progress(letter)
+            else:
+                outcome.failed.append((letter, why))
+
     for letter in replays.mark(read_dead_letters(bootstrap, topic)):
         if not letter.source_topic or not letter.matches(filters):
-            skipped += 1
+            outcome.skipped += 1
             continue
         if letter.replayed_at is not None and not again:
-            before += 1
+            outcome.before += 1
+            continue
+        if redelivery is not None and redelivery.handles(letter) and not dry_run:
+            batch = held.setdefault(letter.stage, [])
+            batch.append(letter)
+            if len(batch) >= REDELIVERY_BATCH:
+                redeliver(held.pop(letter.stage))
             continue
         if not dry_run:
             # the count header as every envelope has it: consumers size their batches by it
@@ -214,11 +259,14 @@ def replay(bootstrap: str, topic: str, filters: dict[str, str], replays: Replays
             producer.poll(0)
         done.append(letter)
         progress(letter)
+    for letters in held.values():
+        redeliver(letters)
     if producer.flush(60) != 0 or failures:
         raise NotRunningError(f"Kafka did not acknowledge every replayed message: {failures[:3]}")
     if not dry_run:
         replays.record(done)
-    return len(done), before, skipped
+    outcome.replayed = len(done)
+    return outcome
 
 
 def purge(bootstrap: str, topic: str, replays: Replays, *, dry_run: bool) -> dict[int, int]:

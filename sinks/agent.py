@@ -6,8 +6,8 @@ checkpoint. The agent checks every envelope (laid out as Avro records a destinat
 as they are, or else decodable as any registered envelope subject), gives them to the sink,
 and registers one flush with the checkpoint; the checkpoint runs it before it awaits the
 producer's acks and acks the messages. Undecodable messages, envelopes the sink did not write
-(``Unwritten``) and records the destination refused for good are dead-lettered, with the sink's
-name as the stage.
+(``Unwritten``) and records the destination refused for good are dead-lettered, with ``sink:<the sink's
+name>`` as the stage.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from schemas.serializer import encode_envelope
 from sinks import telemetry
 from sinks.base import Batch, Sink, SourceEnvelope
 
+STAGE_PREFIX = "sink:"
+"""A sink's dead letters name their stage ``sink:<name>``: ``headwater dlq replay`` gives them back to that sink."""
+
 
 class SinkAgent:
     """Feeds one sink from its source topic; see the module docstring."""
@@ -30,6 +33,7 @@ class SinkAgent:
         self._rows_written = telemetry.ROWS_WRITTEN.labels(sink.name)
         self._rows_rejected = telemetry.ROWS_REJECTED.labels(sink.name)
         self._flush_seconds = telemetry.FLUSH_SECONDS.labels(sink.name)
+        self._stage = f"{STAGE_PREFIX}{sink.name}"
         self._subject = ""  # the envelope subject of the source topic (one per topic), for dead letters
 
     async def handle(self, envelopes: Sequence[SourceEnvelope], batch: Batch) -> None:
@@ -39,7 +43,7 @@ class SinkAgent:
             try:
                 self._subject = envelope.subject  # decodes the envelope unless its records are readable as bytes
             except SchemaError as exc:
-                await batch.dead_letter(envelope.value, envelope.key, reason="undecodable", stage=self.sink.name,
+                await batch.dead_letter(envelope.value, envelope.key, reason="undecodable", stage=self._stage,
                                         error=str(exc), source_topic=self._source)
                 continue
             sound.append(envelope)
@@ -52,14 +56,14 @@ class SinkAgent:
             self._rows_written.inc(result.written)
             for unwritten in result.unwritten:
                 await batch.dead_letter(unwritten.envelope.value, unwritten.envelope.key, reason=unwritten.reason,
-                                        stage=self.sink.name, error=unwritten.error, source_topic=self._source)
+                                        stage=self._stage, error=unwritten.error, source_topic=self._source)
             if not result.rejected:
                 return
             self._rows_rejected.inc(len(result.rejected))
             for rejected in result.rejected:  # each alone, in the envelope format it came in
                 await batch.dead_letter(
                     encode_envelope(self._subject, [dict(rejected.record)]), None, reason="sink_rejected",
-                    stage=self.sink.name, error=rejected.error, source_topic=self._source)
+                    stage=self._stage, error=rejected.error, source_topic=self._source)
 
         batch.on_flush(flush)
 

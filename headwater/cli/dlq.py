@@ -10,7 +10,8 @@ from rich.table import Table
 from headwater import dead_letters
 from headwater.cli.output import JsonFlag, console, print_json, say, settings, topology
 from headwater.runtime.settings import Settings
-from headwater.stack.endpoints import resolve_service
+from headwater.sink_replay import SinkRedelivery, sink_named
+from headwater.stack.endpoints import resolve_endpoints, resolve_service
 
 dlq_app = typer.Typer(no_args_is_help=True, help="The dead-letter topic: what failed, and putting it back.")
 
@@ -60,19 +61,32 @@ def replay(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be replayed.")] = False,
     again: Annotated[bool, typer.Option("--again", help="Replay letters replayed before too.")] = False,
 ) -> None:
-    """Put dead letters back on the topics they came from, to be processed again after a fix.
+    """Put dead letters back, to be processed again after a fix: a pipeline stage's on the topic they
+    came from, a sink's (stage ``sink:<name>``) straight to that sink, e.g. a webhook that is back.
 
-    Letters replayed before are skipped (``--again`` replays them once more)."""
+    Letters replayed before are skipped (``--again`` replays them once more). Exits 1 when a sink
+    did not take some of its letters (still down, still refusing): they stay, to be replayed later."""
     current = settings()
-    topic = topology(current).pipeline.dead_letter
-    replayed, before, skipped = dead_letters.replay(
+    declared = topology(current)
+    topic = declared.pipeline.dead_letter
+
+    def progress(letter: dead_letters.DeadLetter) -> None:
+        where = letter.stage if sink_named(letter.stage) else letter.source_topic
+        say(f"{'would replay' if dry_run else 'replayed'} {letter.partition}:{letter.offset} ({letter.reason}) → "
+            f"{where}")
+
+    outcome = dead_letters.replay(
         resolve_service(current, "kafka"), topic, dead_letters.parse_filters(filters or []),
-        _replays(current, topic), dry_run=dry_run, again=again,
-        progress=lambda letter: say(f"{'would replay' if dry_run else 'replayed'} {letter.partition}:"
-                                    f"{letter.offset} ({letter.reason}) → {letter.source_topic}"),
+        _replays(current, topic), dry_run=dry_run, again=again, progress=progress,
+        redelivery=SinkRedelivery(declared, resolve_endpoints(current)),
     )
-    say(f"{replayed} dead letter(s) {'would be ' if dry_run else ''}replayed, {before} replayed before "
-        f"(--again replays them), {skipped} not matching")
+    for letter, why in outcome.failed[:20]:
+        say(f"not replayed {letter.partition}:{letter.offset} → {letter.stage}: {why}")
+    say(f"{outcome.replayed} dead letter(s) {'would be ' if dry_run else ''}replayed, {outcome.before} replayed "
+        f"before (--again replays them), {outcome.skipped} not matching"
+        + (f", {len(outcome.failed)} still failing (replay again later)" if outcome.failed else ""))
+    if outcome.failed:
+        raise typer.Exit(1)
 
 
 @dlq_app.command("purge")

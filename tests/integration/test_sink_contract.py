@@ -102,10 +102,10 @@ class ClickHouseContract:
 
 
 CONTRACTS: dict[str, Contract] = {"clickhouse": ClickHouseContract()}
-NO_SERVICE = {"files": "tests/unit/test_sink_compliance.py"}
-"""Sink types whose destination needs no service (a directory): their contract runs in the unit suite,
-which also checks a redelivery that ends elsewhere; they refuse no record and cannot be unreachable by
-endpoints, so the cases below that need one do not apply."""
+NO_SERVICE = {"files": "tests/unit/test_sink_compliance.py", "webhook": "tests/unit/test_sink_compliance.py"}
+"""Sink types whose destination needs no service (a directory, a local HTTP receiver): their contract
+runs in the unit suite, which also checks a redelivery that ends elsewhere and a refused record; they
+cannot be made unreachable by endpoints, so the cases below do not apply to them."""
 
 
 def test_every_sink_type_has_a_contract() -> None:

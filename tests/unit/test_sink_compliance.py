@@ -1,12 +1,14 @@
 """The sink contract (``sinks/base.py``), checked the same way for every sink that runs without a service.
 
-Each case builds a sink on a real destination (here a temporary directory), and reads back what
-it holds. The ClickHouse sink passes the same checks in ``tests/integration``, on the stack's
-ClickHouse. What every sink must do:
+Each case builds a sink on a real destination (a temporary directory; a webhook receiver on
+127.0.0.1), and reads back what it holds. The ClickHouse sink passes the same checks in
+``tests/integration``, on the stack's ClickHouse. What every sink must do:
 
 - **idempotent redelivery**: the same envelopes flushed twice leave each record once;
 - **a transient error is retried inside flush**: flush returns once the data is durable;
-- **a permanent error stops the flush** (the worker then stops, nothing committed);
+- **a permanent error stops the flush** (the worker then stops, nothing committed), or, for a
+  destination that refuses records rather than failing (a webhook's 422), **only the refused
+  record is dead-lettered**;
 - **only the bad part is dead-lettered**: an undecodable envelope comes back alone, the rest is written;
 - **flush means durable**: what flush returned as written can be read back right away.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,9 @@ from sinks.errors import PermanentSinkError, RetriableSinkError
 from sinks.files.config import FilesConfig
 from sinks.files.sink import FilesSink
 from sinks.files.store import LocalFileStore
+from sinks.webhook.config import WebhookConfig
+from sinks.webhook.sink import WebhookSink
+from tests.support.receiver import Receiver
 from tests.support.records import processed
 
 HOUR = 3_600_000_000
@@ -54,6 +59,8 @@ class Destination:
     read_back: Callable[[], list[str]]  # the uuids it holds, with repeats
     fail_next: Callable[[Exception], None]
     restart: Callable[[], Sink]  # a new sink on the same destination: the worker started again
+    refuse: Callable[[str], None] | None = None  # it refuses records (this uuid) instead of failing for good
+    close: Callable[[], None] = lambda: None
 
 
 def files_destination(tmp_path: Path, format_: str) -> Destination:
@@ -75,15 +82,37 @@ def files_destination(tmp_path: Path, format_: str) -> Destination:
                        lambda: FilesSink("files", store, config))
 
 
+def webhook_destination(_: Path) -> Destination:
+    """A receiver that keeps one record per uuid, as the webhook docs tell receivers to do: delivery
+    is at least once, and a redelivered batch may be cut elsewhere than the first time."""
+    receiver = Receiver(b"compliance")
+    receiver.up()
+    config = WebhookConfig(url=receiver.url, secret_env="UNUSED")
+
+    def fail_next(exc: Exception) -> None:
+        receiver.fail_next(503 if isinstance(exc, RetriableSinkError) else 401)
+
+    def read_back() -> list[str]:
+        assert receiver.bad_signatures == 0
+        return sorted(set(receiver.uuids()))
+
+    return Destination(WebhookSink("webhook", config, receiver.secret), read_back, fail_next,
+                       lambda: WebhookSink("webhook", config, receiver.secret),
+                       refuse=receiver.refuse_uuids.add, close=receiver.down)
+
+
 DESTINATIONS: dict[str, Callable[[Path], Destination]] = {
     "files-jsonl": lambda tmp: files_destination(tmp, "jsonl"),
     "files-parquet": lambda tmp: files_destination(tmp, "parquet"),
+    "webhook": webhook_destination,
 }
 
 
 @pytest.fixture(params=sorted(DESTINATIONS))
-def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Destination:
-    return DESTINATIONS[request.param](tmp_path)
+def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Destination]:
+    made = DESTINATIONS[request.param](tmp_path)
+    yield made
+    made.close()
 
 
 def envelopes(count: int = 3, per: int = 5, partition: int = 0) -> list[SourceEnvelope]:
@@ -128,10 +157,26 @@ def test_a_transient_error_is_retried_inside_flush(destination: Destination,
     assert len(destination.read_back()) == 15
 
 
-def test_a_permanent_error_stops_the_flush(destination: Destination) -> None:
-    destination.fail_next(PermanentSinkError("permission denied"))
-    with pytest.raises(PermanentSinkError, match="permission denied"):
-        flush(destination.sink, envelopes())
+def test_a_permanent_error_stops_the_flush_or_only_the_refused_record_comes_back(destination: Destination) -> None:
+    if destination.refuse is None:
+        destination.fail_next(PermanentSinkError("permission denied"))
+        with pytest.raises(PermanentSinkError, match="permission denied"):
+            flush(destination.sink, envelopes())
+        return
+    destination.refuse("e0-1-2")
+    result = flush(destination.sink, envelopes())
+    assert [r.record["uuid"] for r in result.rejected] == ["e0-1-2"]
+    assert result.written == 14
+    assert "e0-1-2" not in destination.read_back()
+    assert len(destination.read_back()) == 14
+
+
+def test_start_and_healthcheck(destination: Destination) -> None:
+    async def run() -> bool:
+        await destination.sink.start()
+        return (await destination.sink.healthcheck()).ok
+
+    assert asyncio.run(run())
 
 
 def test_only_an_undecodable_envelope_comes_back_the_rest_is_written(destination: Destination) -> None:

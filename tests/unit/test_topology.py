@@ -8,9 +8,11 @@ import pytest
 
 from headwater.errors import TopologyError
 from headwater.runtime.topology import load_topology
+from sinks.registry import sink_types
 from streams.components import component_problems
 from tests.conftest import DEFAULT_TOPOLOGY
 
+KNOWN_SINKS = ", ".join(sorted(sink_types()))
 
 def test_the_default_topology_validates() -> None:
     topology = load_topology(DEFAULT_TOPOLOGY, [component_problems])
@@ -120,7 +122,7 @@ sinks:
   - {name: b, type: clickhouse, source: events_processed, config: {records: persons, tabel: x}}
 """)
     assert problems == [
-        "15:15 sinks[0].type: unknown sink type 'clickhose': did you mean 'clickhouse'? (known: clickhouse, files)",
+        f"15:15 sinks[0].type: unknown sink type 'clickhose': did you mean 'clickhouse'? (known: {KNOWN_SINKS})",
         "16:68 sinks[1].config.records: Input should be 'events', 'ingestion_warnings', 'person', "
         "'person_distinct_id2', 'person_distinct_id_overrides', 'groups' or 'event_rollups'",
         "16:86 sinks[1].config.tabel: unknown key 'tabel': did you mean 'table'?",

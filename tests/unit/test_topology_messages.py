@@ -11,8 +11,11 @@ import pytest
 
 from headwater.errors import TopologyError
 from headwater.runtime.topology import load_topology
+from sinks.registry import sink_types
 from streams.components import component_problems
 from tests.support import DEFAULT_TOPOLOGY
+
+KNOWN_SINKS = ", ".join(sorted(sink_types()))
 
 VALIDATE = "    - name: validate\n      type: validate\n"
 
@@ -82,7 +85,7 @@ def test_misspelt_sink_types_plugins_policies_and_config_keys_get_did_you_mean(t
     assert problems[1].startswith(f"{line + 3}:33 pipeline.stages[3].plugin: unknown plugin 'property_filtr': "
                                   "did you mean 'property_filter'? (known: ")
     assert problems[2].endswith("sinks[0].type: unknown sink type 'clickhose': did you mean 'clickhouse'? "
-                                "(known: clickhouse, files)")
+                                f"(known: {KNOWN_SINKS})")
 
     path, line = _broken(tmp_path, "      on_error: retry\n", "      on_error: retyr\n")
     assert _problems(path) == [f"{path}:{line}:7 pipeline.stages[0].on_error: 'retyr' is not one of retry, "
