@@ -82,7 +82,7 @@ def test_misspelt_sink_types_plugins_policies_and_config_keys_get_did_you_mean(t
     assert problems[1].startswith(f"{line + 3}:33 pipeline.stages[3].plugin: unknown plugin 'property_filtr': "
                                   "did you mean 'property_filter'? (known: ")
     assert problems[2].endswith("sinks[0].type: unknown sink type 'clickhose': did you mean 'clickhouse'? "
-                                "(known: clickhouse, files)")
+                                "(known: clickhouse, files, kafka)")
 
     path, line = _broken(tmp_path, "      on_error: retry\n", "      on_error: retyr\n")
     assert _problems(path) == [f"{path}:{line}:7 pipeline.stages[0].on_error: 'retyr' is not one of retry, "
