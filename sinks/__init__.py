@@ -1,4 +1,4 @@
-"""Everything that writes out of the pipeline: ClickHouse now; webhook, files and Kafka exports next.
+"""Everything that writes out of the pipeline: ClickHouse, files and Kafka exports now; webhook next.
 
 One contract for all sinks (``sinks.base.Sink``), one registry (``sinks.registry``), one agent
 that drives any of them (``sinks.agent``), their metrics (``sinks.telemetry``). Each sink type is

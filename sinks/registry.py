@@ -22,9 +22,9 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from headwater.errors import RegistrationError
+from headwater.errors import RegistrationError, UnknownComponent
 from headwater.runtime.registry import ComponentType, Registry
 from headwater.runtime.settings import Endpoints
 from sinks.base import Sink
@@ -48,6 +48,13 @@ class SinkConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def published_topics(self) -> list[str]:
+        """Topics of the pipeline's own Kafka this sink publishes to (none, unless it exports to Kafka).
+
+        The worker's checks (``streams.components``) want each declared under ``topics:``, so that
+        ``headwater migrate`` creates it, and ``topology graph`` draws an edge to it."""
+        return []
+
 
 def register_sink(name: str, config: type[BaseModel], factory: SinkFactory, summary: str) -> SinkType:
     """Register a sink type under its YAML ``type`` name."""
@@ -68,6 +75,17 @@ def _load_entry_points() -> None:
         if not isinstance(loaded, ComponentType) or loaded.name != point.name \
                 or SINKS.types().get(point.name) is not loaded:
             raise RegistrationError(f"{origin} must be the SinkType that register_sink({point.name!r}, …) returned")
+
+
+def published_topics(type_: str, config: dict[str, Any]) -> list[str]:
+    """The topics a sink of ``type_`` with ``config`` publishes to on the pipeline's Kafka
+    (``SinkConfig.published_topics``); none when the type is unknown or the config invalid
+    (both are reported elsewhere)."""
+    try:
+        validated = resolve_sink(type_).config.model_validate(config)
+    except (UnknownComponent, ValidationError):
+        return []
+    return list(validated.published_topics()) if isinstance(validated, SinkConfig) else []
 
 
 def sink_types() -> dict[str, SinkType]:

@@ -87,7 +87,8 @@ def graph(
     from headwater.runtime.topology.graph import dot, mermaid
 
     topology = _load(file)
-    print(mermaid(topology) if fmt == "mermaid" else dot(topology), end="")
+    published = _published(topology)
+    print(mermaid(topology, published) if fmt == "mermaid" else dot(topology, published), end="")
 
 
 @topology_app.command("describe")
@@ -95,7 +96,15 @@ def describe(file: FileArg = None) -> None:
     """Describe the topology in text, like Kafka Streams' Topology.describe()."""
     from headwater.runtime.topology.graph import describe as text
 
-    print(text(_load(file)), end="")
+    topology = _load(file)
+    print(text(topology, _published(topology)), end="")
+
+
+def _published(topology: Topology) -> dict[str, list[str]]:
+    """Each sink's destination topics (``sinks.registry.published_topics``), for the pictures."""
+    from sinks.registry import published_topics
+
+    return {sink.name: published_topics(sink.type, sink.config) for sink in topology.sinks}
 
 
 def _list_types(kinds: Iterable[ComponentType[Any, Any]], as_json: bool, *extra: tuple[str, str, str]) -> None:

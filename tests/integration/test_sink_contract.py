@@ -4,7 +4,8 @@ For each type in ``sinks.registry.sink_types()`` that writes to a service, a ``C
 destination of its own in the local stack, a record, a record the destination refuses, and
 how to count what landed. Then every sink must:
 
-- leave one row for a record written twice (redelivery after a crash is normal);
+- leave one row for a record written twice (redelivery after a crash is normal; for `kafka`, one
+  copy once the topic is deduplicated by key, see ``KafkaContract``);
 - reject only the record the destination refuses, writing its neighbours;
 - retry a destination that cannot be reached, counting the retries, and never let the batch's
   checkpoint acknowledge its messages meanwhile;
@@ -16,25 +17,31 @@ A new sink type without a ``Contract`` fails ``test_every_sink_type_has_a_contra
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
 import pytest
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from headwater.runtime.settings import Endpoints
 from schemas.events import ProcessedEvent
-from schemas.serializer import encode_envelope
+from schemas.serializer import decode_envelope, encode_envelope
 from sinks.agent import SinkAgent
 from sinks.base import Record, SourceEnvelope
 from sinks.clickhouse.client import connect as clickhouse_connect
 from sinks.registry import sink_types
 from streams.checkpoint import Checkpoint
 from tests.support.clickhouse import select
+from tests.support.kafka import delete_topics, messages
 from tests.support.waiting import wait_until
 
 
@@ -64,6 +71,17 @@ class Contract(Protocol):
         ...
 
 
+def processed_event() -> ProcessedEvent:
+    """A processed event of its own uuid."""
+    return ProcessedEvent(
+        uuid=str(uuid.uuid4()), event="$pageview", properties='{"$current_url": "/"}',
+        timestamp=1_700_000_000_000_000, team_id=1, distinct_id="user-1", elements_chain="",
+        created_at=1_700_000_000_000_000,
+        person_id=str(uuid.uuid4()), person_properties="{}", person_created_at=None, person_mode="full",
+        group_0="", group_1="", group_2="", group_3="", group_4="", historical_migration=False,
+    )
+
+
 class ClickHouseContract:
     async def destination(self, endpoints: Endpoints) -> dict[str, Any]:
         table = f"contract_{uuid.uuid4().hex[:12]}"
@@ -75,13 +93,7 @@ class ClickHouseContract:
         return {"records": "events", "table": table}
 
     def record(self) -> Record:
-        return ProcessedEvent(
-            uuid=str(uuid.uuid4()), event="$pageview", properties='{"$current_url": "/"}',
-            timestamp=1_700_000_000_000_000, team_id=1, distinct_id="user-1", elements_chain="",
-            created_at=1_700_000_000_000_000,
-            person_id=str(uuid.uuid4()), person_properties="{}", person_created_at=None, person_mode="full",
-            group_0="", group_1="", group_2="", group_3="", group_4="", historical_migration=False,
-        )
+        return processed_event()
 
     def refused(self) -> Record:
         return {**self.record(), "person_mode": "not a person mode"}  # an Enum8 column refuses it
@@ -101,7 +113,49 @@ class ClickHouseContract:
             await client.aclose()
 
 
-CONTRACTS: dict[str, Contract] = {"clickhouse": ClickHouseContract()}
+class KafkaContract:
+    """A fresh topic of its own (``max.message.bytes`` 64 KiB, so a large record is refused), Avro values.
+
+    ``count`` is what a compacted topic keeps, or a consumer that deduplicates by key sees: the
+    topic read whole, the last value per key kept, then the copies of the record among those.
+    The sink publishes at least once, so the topic itself may hold a record more than once
+    until it is compacted; the keys (an event's uuid) and values of the copies are the same.
+    """
+
+    PARTITIONS = 2
+
+    async def destination(self, endpoints: Endpoints) -> dict[str, Any]:
+        topic = f"contract_{uuid.uuid4().hex[:12]}"
+        admin = AdminClient({"bootstrap.servers": endpoints.kafka, "log_level": 0})
+        created = admin.create_topics([NewTopic(topic, num_partitions=self.PARTITIONS, replication_factor=1,
+                                                config={"max.message.bytes": str(64 * 1024)})])
+        for future in created.values():
+            await asyncio.wrap_future(future)
+        return {"topic": topic, "format": "avro", "delivery_timeout_seconds": 2}
+
+    def record(self) -> Record:
+        return processed_event()
+
+    def refused(self) -> Record:
+        # random text stays larger than the topic's limit once lz4-compressed
+        blob = base64.b64encode(os.urandom(150_000)).decode()
+        return {**self.record(), "properties": orjson.dumps({"blob": blob}).decode()}
+
+    async def count(self, endpoints: Endpoints, config: dict[str, Any], record: Record) -> int:
+        def latest() -> dict[bytes | None, bytes]:
+            return {m.key(): m.value() or b"" for m in messages(endpoints.kafka, config["topic"], self.PARTITIONS)}
+
+        kept = await asyncio.to_thread(latest)
+        return sum(1 for value in kept.values() for r in decode_envelope(value)[1] if r["uuid"] == record["uuid"])
+
+    def unreachable(self, endpoints: Endpoints) -> Endpoints:
+        return dataclasses.replace(endpoints, kafka="127.0.0.1:9")
+
+    async def remove(self, endpoints: Endpoints, config: dict[str, Any]) -> None:
+        await asyncio.to_thread(delete_topics, endpoints.kafka, [config["topic"]])
+
+
+CONTRACTS: dict[str, Contract] = {"clickhouse": ClickHouseContract(), "kafka": KafkaContract()}
 NO_SERVICE = {"files": "tests/unit/test_sink_compliance.py", "webhook": "tests/unit/test_sink_compliance.py"}
 """Sink types whose destination needs no service (a directory, a local HTTP receiver): their contract
 runs in the unit suite, which also checks a redelivery that ends elsewhere and a refused record; they

@@ -129,6 +129,20 @@ sinks:
     ]
 
 
+def test_a_kafka_sinks_destination_must_be_a_declared_topic_of_its_own(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, GRAPH_BASE + """\
+    - {name: resolve_project, type: resolve_project}
+    - {name: prepare, type: prepare}
+sinks:
+  - {name: a, type: kafka, source: events_processed, config: {topic: exports}}
+  - {name: b, type: kafka, source: events_processed, config: {topic: events_raw}}
+  - {name: c, type: kafka, source: events_processed, config: {topic: elsewhere, bootstrap: "other:9092"}}
+""")
+    assert [p.split(": ")[0] for p in problems] == ["15:63 sinks[0].config.topic", "16:63 sinks[1].config.topic"]
+    assert "unknown topic 'exports': declare the sink's destination under `topics:`" in problems[0]
+    assert "give the sink's destination a topic of its own" in problems[1]
+
+
 def test_the_loader_alone_knows_no_component(tmp_path: Path) -> None:
     """Without the component checks (the gateway's view) an unknown stage type is not an error."""
     path = tmp_path / "topology.yaml"

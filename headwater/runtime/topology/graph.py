@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from headwater.runtime.topology.model import Topology, WindowSpec
 
@@ -11,6 +11,11 @@ Loc = tuple[int | str, ...]
 
 Check = Callable[[Topology], list[tuple[Loc, str]]]
 """A validation layer: the problems it finds, each at its YAML path."""
+
+Published = Mapping[str, Sequence[str]]
+"""Sink name → the declared topics it publishes to (a ``kafka`` sink's destination). This package
+knows no sink type, so the caller works it out (``sinks.registry.published_topics``); the
+pictures draw a sink → topic edge for each."""
 
 
 def graph_problems(topology: Topology) -> list[tuple[Loc, str]]:
@@ -120,11 +125,16 @@ def _window_label(window: WindowSpec) -> str:
     return f"window {window.name}: {shape} by {', '.join(window.key)}"
 
 
+def _published(topology: Topology, published: Published | None, sink: str) -> list[str]:
+    """The declared topics ``sink`` publishes to (an undeclared one is a validation problem, not drawn)."""
+    return [t for t in (published or {}).get(sink, ()) if t in topology.topics]
+
+
 def _id(name: str) -> str:
     return "n_" + "".join(c if c.isalnum() else "_" for c in name)
 
 
-def mermaid(topology: Topology) -> str:
+def mermaid(topology: Topology, published: Published | None = None) -> str:
     """A Mermaid flowchart: topics as cylinders, stages as boxes, sinks as hexagons."""
     pipeline = topology.pipeline
     lines = ["flowchart LR", "  gateway([capture gateway])"]
@@ -148,6 +158,8 @@ def mermaid(topology: Topology) -> str:
     for sink in topology.sinks:
         lines.append(f"  {_id('k_' + sink.name)}{{{{\"{sink.name} ({sink.type})\"}}}}")
         lines.append(f"  {_id('t_' + sink.source)} --> {_id('k_' + sink.name)}")
+        for topic in _published(topology, published, sink.name):
+            lines.append(f"  {_id('k_' + sink.name)} --> {_id('t_' + topic)}")
     for agent in topology.agents:
         lines.append(f"  {_id('a_' + agent.name)}[/\"agent {agent.name}\"/]")
         lines.append(f"  {_id('t_' + agent.source)} --> {_id('a_' + agent.name)}")
@@ -160,7 +172,7 @@ def mermaid(topology: Topology) -> str:
     return "\n".join(lines) + "\n"
 
 
-def dot(topology: Topology) -> str:
+def dot(topology: Topology, published: Published | None = None) -> str:
     """The same graph in Graphviz DOT."""
     pipeline = topology.pipeline
     lines = ["digraph headwater {", "  rankdir=LR;", '  gateway [shape=oval, label="capture gateway"];']
@@ -183,6 +195,8 @@ def dot(topology: Topology) -> str:
         lines.append(f'  {first} -> "{topic}" [style=dashed, label="{label}"];')
     for sink in topology.sinks:
         lines.append(f'  "{sink.source}" -> "sink:{sink.name}";')
+        for topic in _published(topology, published, sink.name):
+            lines.append(f'  "sink:{sink.name}" -> "{topic}";')
     for agent in topology.agents:
         lines.append(f'  "agent:{agent.name}" [shape=parallelogram, label="agent {agent.name}"];')
         lines.append(f'  "{agent.source}" -> "agent:{agent.name}";')
@@ -196,7 +210,7 @@ def dot(topology: Topology) -> str:
     return "\n".join(lines) + "\n"
 
 
-def describe(topology: Topology) -> str:
+def describe(topology: Topology, published: Published | None = None) -> str:
     """A text description in the spirit of Kafka Streams' ``Topology.describe()``."""
     pipeline = topology.pipeline
     out = [f"Topology: {topology.app_id}", "  Sub-topology: 0 (agent: pipeline)",
@@ -215,6 +229,7 @@ def describe(topology: Topology) -> str:
                 f"    Source: {sink.source} (topics: [{sink.source}])", f"      --> {sink.name}",
                 f"    Sink: {sink.name} ({sink.type}, "
                 f"batch: {sink.batch.max_events} events / {sink.batch.max_seconds}s)"]
+        out += [f"      --> topic: {topic}" for topic in _published(topology, published, sink.name)]
     for n, agent in enumerate(topology.agents, start=len(topology.sinks) + 1):
         out += [f"  Sub-topology: {n} (agent: agent_{agent.name})",
                 f"    Source: {agent.source} (topics: [{agent.source}])", f"      --> {agent.name}",
