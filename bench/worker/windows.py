@@ -36,7 +36,6 @@ from bench.worker.persons import without_persons
 from bench.worker.suite import drain_edited
 from capture_gateway.events import uuid7
 from schemas.events import RawEvent
-from streams.windows.tap import tapped
 from tests.support.kafka import lag
 from tests.support.topology import fresh_prefix, isolated_pipeline, isolated_topology
 
@@ -111,7 +110,7 @@ def _windows_caught_up(ctx: Context, consumer: Consumer) -> bool:
     topics = topology.kafka_topics()
     for window in topology.windows:
         steps = [(f"{topology.app_id}-window_{window.name}", window.repartition(topology.app_id))]
-        if not tapped(topology, window):  # else the pipeline re-keys, and commits with its own group
+        if not topology.rekeyed_by_pipeline(window):  # else the pipeline re-keys, and commits with its own group
             steps.append((f"{topology.app_id}-window_{window.name}-rekey", window.source))
         for group, topic in steps:
             if lag(ctx.endpoints.kafka, group, {topic: topics[topic].partitions}):

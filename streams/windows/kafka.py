@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, cast
 from headwater.runtime.topology import Topology, WindowSpec
 from streams.errors import WindowError
 from streams.windows.runner import Aggregator, Message, Out, Rekeyer, Stored
-from streams.windows.tap import tapped
 
 if TYPE_CHECKING:
     import faust
@@ -161,7 +160,8 @@ def add_windows(app: faust.App, topology: Topology, kafka: str,
     worker; a failure stops it."""
     for spec in topology.windows:
         partitions = topology.kafka_topics()[spec.repartition(topology.app_id)].partitions
-        _add_window(app, topology.app_id, spec, partitions, kafka, crash, rekey_here=not tapped(topology, spec))
+        _add_window(app, topology.app_id, spec, partitions, kafka, crash,
+                    rekey_here=not topology.rekeyed_by_pipeline(spec))
 
 
 def _add_window(app: faust.App, app_id: str, spec: WindowSpec, partitions: int, kafka: str,

@@ -22,11 +22,6 @@ from streams.event import Position
 from streams.windows.runner import Out, Rekeyed, Repartitioner
 
 
-def tapped(topology: Topology, window: WindowSpec) -> bool:
-    """Whether the pipeline re-keys ``window`` (its source is the pipeline's output)."""
-    return window.source == topology.pipeline.output
-
-
 class WindowTap:
     """One window's re-key, run on each pipeline batch's processed events."""
 
@@ -46,4 +41,4 @@ def window_taps(topology: Topology) -> list[WindowTap]:
     """A tap for each window the pipeline re-keys."""
     topics = topology.kafka_topics()
     return [WindowTap(w, topology.app_id, topics[w.repartition(topology.app_id)].partitions)
-            for w in topology.windows if tapped(topology, w)]
+            for w in topology.windows if topology.rekeyed_by_pipeline(w)]

@@ -192,6 +192,11 @@ class Topology(Strict):
     agents: list[AgentSpec] = Field(default_factory=list, description="Your own agents on declared topics.")
     windows: list[WindowSpec] = Field(default_factory=list, description="Event-time windows over declared topics.")
 
+    def rekeyed_by_pipeline(self, window: WindowSpec) -> bool:
+        """Whether the pipeline re-keys ``window`` (its source is the pipeline's output), in its own
+        checkpoint; any other window has a re-key consumer of its own (``streams.windows``)."""
+        return window.source == self.pipeline.output
+
     def kafka_topics(self) -> dict[str, TopicSpec]:
         """Every topic to create: the declared ones, and each window's repartition topic (as many
         partitions as its source, kept a day) and changelog (as many, compacted, kept forever)."""
