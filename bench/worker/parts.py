@@ -3,7 +3,9 @@
 ``PARTS``, in the order a run takes them: ``throughput`` (``bench.worker.suite``: worker vs
 Quix vs a plain loop), ``persons`` (``bench.worker.persons``: the worker with and without its
 persons stage on a backlog of known and new persons), ``windows`` (``bench.worker.windows``: the
-worker with and without its ``event_rollups`` window), ``scaling`` (1 vs 2 workers),
+worker with and without its ``event_rollups`` window), ``sinks`` (``bench.worker.sink_throughput``: each sink
+driven as the worker drives it against a plain loop writing the same records to the same destination),
+``scaling`` (1 vs 2 workers),
 ``latency`` (50% and 90% of the worker's maximum through the real SDK; its 50% level is also
 the ``soak``) and ``historical`` (an import beside live traffic at 50%). ``soak`` is accepted
 as another name for ``latency``.
@@ -33,9 +35,10 @@ from bench.worker.measure import ConsumerResult
 from bench.worker.parts_report import PartsOutcome
 from bench.worker.persons import run_persons
 from bench.worker.scaling import run_scaling
+from bench.worker.sink_throughput import CASES, run_sinks
 from bench.worker.windows import run_windows
 
-PARTS = ("throughput", "persons", "windows", "scaling", "latency", "historical")
+PARTS = ("throughput", "persons", "windows", "sinks", "scaling", "latency", "historical")
 ALIASES = {"soak": "latency"}
 
 
@@ -69,6 +72,12 @@ def add_options(group: argparse._ArgumentGroup) -> None:
                        help="events in the persons part's backlog (default 200,000)")
     group.add_argument("--windows-events", type=int, default=200_000,
                        help="events in the windows part's backlog (default 200,000)")
+    group.add_argument("--sinks-events", type=int, default=100_000,
+                       help="processed events each sink and its plain loop write per run (default 100,000)")
+    group.add_argument("--sinks-rounds", type=int, default=3,
+                       help="rounds of the sinks part, each sink and loop once per round; medians (default 3)")
+    group.add_argument("--sinks-cases", nargs="+", choices=list(CASES), default=list(CASES), metavar="CASE",
+                       help=f"which sinks the sinks part measures (default all: {' '.join(CASES)})")
     group.add_argument("--persons-known", type=int, default=20_000,
                        help="known persons (written before the persons part's runs) its events draw from "
                             "(default 20,000)")
@@ -108,6 +117,10 @@ def run_parts(ctx: Context, parts: Sequence[str], backlog: Backlog | None,
         began = time.monotonic()
         outcome.windows = run_windows(ctx, args.windows_events)
         outcome.seconds["windows"] = round(time.monotonic() - began, 1)
+    if "sinks" in parts:
+        began = time.monotonic()
+        outcome.sinks = run_sinks(ctx, args.sinks_events, args.sinks_rounds, args.sinks_cases)
+        outcome.seconds["sinks"] = round(time.monotonic() - began, 1)
     if "scaling" in parts:
         assert backlog is not None, "the scaling part needs a backlog"
         began = time.monotonic()
@@ -137,6 +150,8 @@ def finish_parts(ctx: Context, outcome: PartsOutcome, started: datetime) -> bool
         parts_report.print_persons(outcome.persons, args.server_cpu)
     if outcome.windows is not None:
         parts_report.print_windows(outcome.windows, args.server_cpu)
+    if outcome.sinks is not None:
+        parts_report.print_sinks(outcome.sinks)
     if outcome.scaling is not None:
         parts_report.print_scaling(outcome.scaling, (args.server_cpu, args.client_cpu))
     if outcome.latency is not None:

@@ -20,12 +20,13 @@ from rich.table import Table
 
 from bench.console import console
 from bench.measure import NOISE_PERCENT
-from bench.worker import historical, latency, persons, scaling, windows
+from bench.worker import historical, latency, persons, scaling, sink_throughput, windows
 from bench.worker.historical import HistoricalPart
 from bench.worker.latency import LatencyPart, LevelResult
 from bench.worker.measure import ConsumerResult
 from bench.worker.persons import PersonsPart
 from bench.worker.scaling import ScalingPart
+from bench.worker.sink_throughput import SinksPart
 from bench.worker.windows import WindowsPart
 
 
@@ -35,6 +36,7 @@ class PartsOutcome:
 
     persons: PersonsPart | None = None
     windows: WindowsPart | None = None
+    sinks: SinksPart | None = None
     scaling: ScalingPart | None = None
     latency: LatencyPart | None = None
     historical: HistoricalPart | None = None
@@ -42,8 +44,8 @@ class PartsOutcome:
 
     @property
     def valid(self) -> bool:
-        parts: list[PersonsPart | WindowsPart | ScalingPart | LatencyPart | HistoricalPart | None] = [
-            self.persons, self.windows, self.scaling, self.latency, self.historical]
+        parts: list[PersonsPart | WindowsPart | SinksPart | ScalingPart | LatencyPart | HistoricalPart | None] = [
+            self.persons, self.windows, self.sinks, self.scaling, self.latency, self.historical]
         return all(part.valid for part in parts if part is not None)
 
 
@@ -253,6 +255,41 @@ def print_windows(part: WindowsPart, cpu: int) -> None:
     _run_problems("windows", part.runs, part.problems)
 
 
+def print_sinks(part: SinksPart) -> None:
+    table = Table(title=f"make bench · sinks: {part.records:,} processed events in {part.envelopes:,} Avro envelopes, "
+                        f"{part.batches} batches of ≤ {part.batch_events:,}; each sink as the worker drives it "
+                        f"(SinkAgent.handle, then its flush) beside a plain loop into the same destination; "
+                        f"median of {part.rounds} rounds, this process unpinned", title_justify="left")
+    for column in ("case", "sink records/s", "loop records/s", "sink ÷ loop", "per round", "CPU µs/rec sink/loop",
+                   "CH µs/rec sink/loop", "foreign", "target"):
+        table.add_column(column, justify="left" if column in {"case", "target"} else "right", no_wrap=True)
+    for name, case in part.cases.items():
+        sink, loop, ratio = case.median_rate("sink"), case.median_rate("loop"), case.ratio
+        cpu = (case.median_cpu_us("sink"), case.median_cpu_us("loop"))
+        ch = (case.median_clickhouse_us("sink"), case.median_clickhouse_us("loop"))
+        foreign = max((r.foreign_percent for r in case.runs), default=0.0)
+        verdict = "[red]INVALID[/]" if not case.valid else \
+            "-" if ratio is None else _verdict(ratio >= sink_throughput.RATIO_TARGET)
+        table.add_row(name, "-" if sink is None else f"{sink:,.0f}", "-" if loop is None else f"{loop:,.0f}",
+                      "-" if ratio is None else f"{ratio:.3f}", " ".join(f"{r:.2f}" for r in case.round_ratios()),
+                      " / ".join("-" if v is None else f"{v:.1f}" for v in cpu),
+                      " / ".join("-" if v is None else f"{v:.1f}" for v in ch) if name.startswith("clickhouse")
+                      else "-",
+                      f"[yellow]≤{foreign:.0f}%[/]" if foreign > NOISE_PERCENT else f"≤{foreign:.0f}%", verdict)
+    console.print(table)
+    console.print(f"  target: sink ÷ loop ≥ {sink_throughput.RATIO_TARGET:g} (median records/s of each side)")
+    for name, case in part.cases.items():
+        console.print(f"  {name}: sink {case.sink}; loop {case.loop}")
+        for r in case.runs:
+            if r.foreign_percent > NOISE_PERCENT:
+                console.print(f"  [yellow]NOISY[/] sinks · {name} · {r.side} round {r.round + 1}: processes outside "
+                              f"the benchmark used {r.foreign_percent:.0f}% of a core")
+            for problem in r.problems:
+                console.print(f"  [red]INVALID[/] sinks · {name} · {r.side} round {r.round + 1}: {problem}")
+    for problem in part.problems:
+        console.print(f"  [red]INVALID[/] sinks: {problem}")
+
+
 def print_historical(part: HistoricalPart, cpu: int) -> None:
     table = Table(title=f"make bench · worker historical: live SDK traffic at 50% with {part.import_events:,} import "
                         f"events (historical_migration) waiting when the worker (cpu{cpu}) starts, beside the plain "
@@ -291,6 +328,8 @@ def parts_json(outcome: PartsOutcome, started: datetime, run_dir: Path) -> dict[
         doc["persons"] = {**when, "seconds": seconds.get("persons"), **persons.part_json(outcome.persons)}
     if outcome.windows is not None:
         doc["windows"] = {**when, "seconds": seconds.get("windows"), **windows.part_json(outcome.windows)}
+    if outcome.sinks is not None:
+        doc["sinks"] = {**when, "seconds": seconds.get("sinks"), **sink_throughput.part_json(outcome.sinks)}
     if outcome.latency is not None:
         part = outcome.latency
         doc["latency"] = {**when, "seconds": seconds.get("latency"), "valid": part.valid,
