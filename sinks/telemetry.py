@@ -9,6 +9,10 @@ ROWS_REJECTED = Counter(
     "headwater_sink_rows_rejected", "Records a destination refused for good (dead-lettered).", ["sink"]
 )
 RETRIES = Counter("headwater_sink_retries", "Sink writes retried after a transient error.", ["sink"])
+DUPLICATES = Counter(
+    "headwater_sink_duplicates_skipped",
+    "Events a sink left out because it had written them already (the topic held them twice).", ["sink"],
+)
 FLUSH_SECONDS = Histogram("headwater_sink_flush_seconds", "Time to flush one sink batch.", ["sink"])
 FALLBACKS = Counter(
     "headwater_sink_fallbacks",

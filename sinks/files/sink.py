@@ -15,6 +15,12 @@ same names; in case the second batch is shorter, the first flush for a partition
 sink starts also removes the files of that partition from that offset on, which belong to the
 uncommitted batch, and any temporary file a killed write left. So every record is in exactly
 one file.
+
+The topic itself may hold an event twice: when a worker dies between writing a batch's
+processed events and committing it, the pipeline processes the batch again and writes its
+events again, later on the same partition. The sink remembers the last ``dedupe_events``
+uuids of each source partition (``recent``), reading them back from the partition's newest
+files when it starts, and leaves a repeated uuid out (``headwater_sink_duplicates_skipped``).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from sinks import telemetry
 from sinks.base import FlushResult, Health, Record, SourceEnvelope, SourcePosition, Unwritten
 from sinks.errors import PermanentSinkError, RetriableSinkError
 from sinks.files.config import FilesConfig
+from sinks.files.recent import RecentIds
 from sinks.files.store import FileStore
 from sinks.filter import EventFilter
 from sinks.retry import retrying
@@ -61,6 +68,8 @@ class FilesSink:
         # None: the filter takes every record, so flush does not ask it per record
         self._takes = None if config.filter == EventFilter() else config.filter.takes
         self._retries = telemetry.RETRIES.labels(name)
+        self._duplicates = telemetry.DUPLICATES.labels(name)
+        self._recent: dict[tuple[str, int], RecentIds] = {}  # per source partition (``recent``)
         if config.format == "parquet":
             _parquet()  # fails now, with what to install, rather than at the first flush
 
@@ -79,27 +88,36 @@ class FilesSink:
 
     async def flush(self) -> FlushResult:
         envelopes, self._pending = self._pending, []
-        files: dict[tuple[str, int, str, int], list[Record]] = {}  # team, bucket, topic, partition
+        placed = [(envelope, envelope.position or self._unplaced_position()) for envelope in envelopes]
         first: dict[tuple[str, int], int] = {}
+        for _, position in placed:
+            first.setdefault((position.topic, position.partition), position.offset)
+        await self._retrying(lambda: self._forget_uncommitted(first))
+        files: dict[tuple[str, int, str, int], list[Record]] = {}  # team, bucket, topic, partition
         unwritten: list[Unwritten] = []
-        written = 0
+        written = duplicates = 0
         width = self._config.window_seconds * MICROS
         takes = self._takes
-        for envelope in envelopes:
-            position = envelope.position or self._unplaced_position()
+        for envelope, position in placed:
             source = (position.topic, position.partition)
-            first.setdefault(source, position.offset)
             try:
                 records = envelope.records()
             except SchemaError as exc:
                 unwritten.append(Unwritten(envelope, str(exc)))
                 continue
+            recent = self._recent.get(source)
             for record in records:  # per record only what decides its file: a call less, no names yet
-                if takes is None or takes(record):
-                    team, at = _team_and_time(record)
-                    files.setdefault((team, at - at % width, *source), []).append(record)
-                    written += 1
-        await self._retrying(lambda: self._forget_uncommitted(first))
+                if takes is not None and not takes(record):
+                    continue
+                uuid = record.get("uuid")
+                if recent is not None and uuid is not None and not recent.add(str(uuid)):
+                    duplicates += 1
+                    continue
+                team, at = _team_and_time(record)
+                files.setdefault((team, at - at % width, *source), []).append(record)
+                written += 1
+        if duplicates:
+            self._duplicates.inc(duplicates)
         for (team, bucket, topic, partition), rows in files.items():
             path = self._path(self._file_key(team, bucket, topic, partition), first[(topic, partition)])
             data = self._encode(rows)
@@ -125,7 +143,8 @@ class FilesSink:
         return f"{team}/{date}/{window}/{topic}-p{partition}-o{first_offset:012d}{self._suffix}"
 
     def _forget_uncommitted(self, first: dict[tuple[str, int], int]) -> None:
-        """See the module docstring: once per source partition (and once for temporary files)."""
+        """See the module docstring: once per source partition (and once for temporary files); then
+        the uuids of the partition's newest remaining files are read back (``recent``)."""
         fresh = {source: offset for source, offset in first.items() if source not in self._cleaned}
         if not self._swept:
             for name in self._store.names(".tmp"):
@@ -134,16 +153,49 @@ class FilesSink:
             self._swept = True
         if not fresh:
             return
+        kept: dict[tuple[str, int], list[tuple[int, str]]] = {}  # the files that stay, by source partition
         for name in self._store.names(self._suffix):
             parsed = _parse_name(name.rsplit("/", 1)[-1].removesuffix(self._suffix))
             if parsed is None:
                 continue
             topic, partition, offset = parsed
             start = fresh.get((topic, partition))
-            if start is not None and offset >= start:
+            if start is None:
+                continue
+            if offset >= start:
                 log.info("%s: removing %s, written by a batch that was not committed", self.name, name)
                 self._store.delete(name)
+            else:
+                kept.setdefault((topic, partition), []).append((offset, name))
+        for source in fresh:
+            if self._config.dedupe_events:
+                self._recent[source] = self._read_recent(sorted(kept.get(source, [])))
         self._cleaned |= set(fresh)
+
+    def _read_recent(self, files: list[tuple[int, str]]) -> RecentIds:
+        """The uuids of the newest ``files`` (offset, name; oldest first) up to ``dedupe_events``."""
+        capacity = self._config.dedupe_events
+        read: list[list[str]] = []
+        total = 0
+        for _, name in reversed(files):
+            if total >= capacity:
+                break
+            uuids = self._uuids(self._store.get(name))
+            read.append(uuids)
+            total += len(uuids)
+        recent = RecentIds(capacity)
+        for uuids in reversed(read):
+            recent.extend(uuids)
+        return recent
+
+    def _uuids(self, data: bytes) -> list[str]:
+        """The uuids of a file this sink wrote (records without one, window results, have none)."""
+        if self._config.format == "parquet":
+            _, pq = _parquet()
+            table = pq.read_table(io.BytesIO(data))
+            return [str(u) for u in table.column("uuid").to_pylist()] if "uuid" in table.column_names else []
+        lines = gzip.decompress(data) if self._config.gzip else data
+        return [str(r["uuid"]) for line in lines.splitlines() if "uuid" in (r := orjson.loads(line))]
 
     # -- formats --------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Where the files sink's files go: ``FileStore``, implemented here for a local directory.
 
-An object store (S3, GCS) implements the same five calls: its ``put`` of a whole object is atomic
+An object store (S3, GCS) implements the same six calls: its ``put`` of a whole object is atomic
 already, so it needs no temporary name.
 """
 
@@ -28,6 +28,10 @@ class FileStore(Protocol):
 
     def names(self, suffix: str) -> list[str]:
         """Every path whose last component ends with ``suffix``."""
+        ...
+
+    def get(self, path: str) -> bytes:
+        """The whole file at ``path``."""
         ...
 
     def delete(self, path: str) -> None:
@@ -77,6 +81,12 @@ class LocalFileStore:
         if not self.root.exists():
             return []
         return sorted(str(p.relative_to(self.root)) for p in self.root.rglob(f"*{suffix}") if p.is_file())
+
+    def get(self, path: str) -> bytes:
+        try:
+            return (self.root / path).read_bytes()
+        except OSError as exc:
+            raise _translated(exc, f"reading {self.root / path}") from exc
 
     def delete(self, path: str) -> None:
         try:

@@ -131,10 +131,11 @@ async def test_a_worker_killed_mid_write_leaves_no_partial_file_and_every_event_
         assert files
         assert all(p.name.endswith(suffix) for p in files), files
         written = _written(directory)  # every file reads back (pyarrow, gzip + JSON), or this raises
-        # the sink's own promise: each record of its source topic in exactly one file
-        assert written == in_topic, f"{format_}: the files do not hold the processed topic's records once each"
+        # every event of the source topic, each once, though the topic holds some twice (the pipeline
+        # processed again the batch a kill interrupted): the sink remembers what it wrote (dedupe_events)
+        assert set(written) == set(in_topic), f"{format_}: the files do not hold the processed topic's events"
         twice = {u: n for u, n in written.items() if n > 1}
-        assert not twice, (f"{format_}: {len(twice)} events in more than one record (kills at: {kills}); the "
-                           f"processed topic holds them as often: the pipeline wrote them again after a kill")
+        assert not twice, (f"{format_}: {len(twice)} events in more than one record (kills at: {kills}; the topic "
+                           f"holds {sum(1 for n in in_topic.values() if n > 1)} twice)")
         assert set(written) == sent, f"{format_}: {len(set(written) - sent)} unexpected events"
         assert sum(written.values()) == len(sent)

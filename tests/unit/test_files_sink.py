@@ -82,3 +82,38 @@ def test_the_filter_takes_events_by_name_and_property_conditions(tmp_path: Path)
 def test_property_conditions(condition: PropertyCondition, takes: bool) -> None:
     record = processed("a", "buy", "u", AT, 3, plan="pro", url="https://x.test/checkout?a=1", flag=True)
     assert EventFilter(properties=[condition]).takes(record) is takes
+
+
+def _held(root: Path, format_: str) -> list[str]:
+    if format_ == "parquet":
+        return [u for p in sorted(root.rglob("*.parquet")) for u in pq.read_table(p).column("uuid").to_pylist()]
+    return [orjson.loads(line)["uuid"] for p in sorted(root.rglob("*.jsonl.gz"))
+            for line in gzip.decompress(p.read_bytes()).splitlines()]
+
+
+@pytest.mark.parametrize("format_", ["jsonl", "parquet"])
+def test_an_event_the_topic_holds_twice_after_a_worker_died_is_written_once(tmp_path: Path, format_: str) -> None:
+    """The pipeline re-emits a batch it had not committed: the same events again, later on the same partition."""
+    batch = [processed(f"e{i}", "buy", f"u{i}", AT + i) for i in range(30)]
+    assert flush(sink(tmp_path, format=format_), batch[:20], offset=7) == 20  # committed, then the worker died
+    again = sink(tmp_path, format=format_)  # the restarted worker reads the files' uuids back
+    assert flush(again, batch[10:], offset=8) == 10  # the re-emitted 10..19 and the new 20..29
+    assert flush(again, [batch[25], processed("new", "buy", "u", AT)], offset=9) == 1
+    assert sorted(_held(tmp_path, format_)) == sorted([f"e{i}" for i in range(30)] + ["new"])
+
+
+def test_dedupe_remembers_at_most_dedupe_events_per_partition(tmp_path: Path) -> None:
+    target = sink(tmp_path, dedupe_events=5)
+    batch = [processed(f"e{i}", "buy", "u", AT + i) for i in range(10)]
+    flush(target, batch, offset=1)
+    assert flush(target, batch[:5], offset=2) == 5  # forgotten: beyond the horizon
+    assert flush(target, batch[:5], offset=3) == 0  # remembered now
+    assert flush(target, batch[:5], partition=3, offset=1) == 5  # another partition remembers its own
+
+
+def test_dedupe_events_zero_writes_what_the_topic_holds(tmp_path: Path) -> None:
+    target = sink(tmp_path, dedupe_events=0)
+    batch = [processed("a", "buy", "u", AT)]
+    flush(target, batch, offset=1)
+    assert flush(target, batch, offset=2) == 1
+    assert _held(tmp_path, "jsonl") == ["a", "a"]

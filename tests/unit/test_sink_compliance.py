@@ -133,7 +133,8 @@ def flush(sink: Sink, batch: list[SourceEnvelope]) -> Any:
 def test_redelivered_envelopes_leave_each_record_once(destination: Destination) -> None:
     batch = envelopes()
     assert flush(destination.sink, batch).written == 15
-    assert flush(destination.sink, batch).written == 15  # the worker died before the commit: read again
+    # the worker died before the commit: read again (a sink that knows it wrote them writes nothing new)
+    assert flush(destination.sink, batch).written in {0, 15}
     held = destination.read_back()
     assert len(held) == 15
     assert set(held) == {f"e0-{n}-{i}" for n in range(3) for i in range(5)}
