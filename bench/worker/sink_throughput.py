@@ -49,6 +49,7 @@ from urllib.parse import urlparse
 import httpx
 import orjson
 import uvloop
+from confluent_kafka import Producer
 
 from bench.console import step
 from bench.cpu import CpuSampler
@@ -66,9 +67,14 @@ from sinks.agent import SinkAgent
 from sinks.base import SourceEnvelope, SourcePosition
 from sinks.clickhouse.client import chdb_owner_url
 from sinks.registry import resolve_sink
+from sinks.webhook.signing import HEADER, sign
+from sinks.webhook.sink import as_json
 from streams.app import PIPELINE_BATCH_EVENTS, WORKER_GC_THRESHOLDS
 from streams.pipeline import PROCESSED_ENVELOPE_BYTES, _processed_key, _processed_size
 from tests.support import DEFAULT_TOPOLOGY
+from tests.support.kafka import create_topic, delete_topics
+from tests.support.kafka import messages as kafka_messages
+from tests.support.receiver import Receiver
 
 RATIO_TARGET = 0.8
 SOURCE_TOPIC = "events_processed"
@@ -284,6 +290,80 @@ class ClickHouseDestination:
         self._http.close()
 
 
+WEBHOOK_SECRET_ENV = "HEADWATER_BENCH_WEBHOOK_SECRET"  # noqa: S105 - the variable's name, not a secret
+WEBHOOK_BATCH = 500  # records per request, the sink's default
+
+
+class WebhookDestination:
+    """A receiver on 127.0.0.1 in this process (``tests.support.receiver``: it checks every signature and
+    parses every body); the plain loop POSTs the same records, 500 a request, signed, with httpx, in the
+    sink's JSON (``properties`` as JSON, not text), so that both send the same bytes but for the envelope."""
+
+    sink_type = "webhook"
+
+    def __init__(self) -> None:
+        self.receiver = Receiver(b"bench-secret")
+        self.receiver.up()
+        os.environ[WEBHOOK_SECRET_ENV] = self.receiver.secret.decode()
+
+    def sink_config(self) -> dict[str, Any]:
+        return {"url": self.receiver.url, "secret_env": WEBHOOK_SECRET_ENV, "max_batch_records": WEBHOOK_BATCH}
+
+    def loop(self, batches: Sequence[Sequence[bytes]]) -> None:
+        with httpx.Client(timeout=60) as client:
+            for values in batches:
+                records = _records(values)
+                for at in range(0, len(records), WEBHOOK_BATCH):
+                    body = orjson.dumps({"records": [as_json(r) for r in records[at:at + WEBHOOK_BATCH]]})
+                    response = client.post(self.receiver.url, content=body, headers={
+                        "Content-Type": "application/json", HEADER: sign(self.receiver.secret, body)})
+                    response.raise_for_status()
+
+    def read_back(self) -> list[str]:
+        assert self.receiver.bad_signatures == 0, f"{self.receiver.bad_signatures} bad signatures"
+        return self.receiver.uuids()
+
+    def remove(self) -> None:
+        self.receiver.down()
+
+
+class KafkaDestination:
+    """A fresh topic in the stack's Kafka (4 partitions); the plain loop produces each record as JSON, keyed by
+    its uuid, with confluent-kafka (acks=all, lz4: the sink's settings) and flushes once per batch."""
+
+    sink_type = "kafka"
+    PARTITIONS = 4
+
+    def __init__(self, endpoints: Endpoints, topic: str) -> None:
+        self.bootstrap = endpoints.kafka
+        self.topic = topic
+        create_topic(self.bootstrap, topic, self.PARTITIONS)
+
+    def sink_config(self) -> dict[str, Any]:
+        return {"topic": self.topic, "format": "json"}
+
+    def loop(self, batches: Sequence[Sequence[bytes]]) -> None:
+        producer = Producer({"bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True,
+                             "compression.type": "lz4", "linger.ms": 5, "log_level": 0})
+        for values in batches:
+            for record in _records(values):
+                while True:
+                    try:
+                        producer.produce(self.topic, value=orjson.dumps(record), key=str(record["uuid"]).encode())
+                        break
+                    except BufferError:  # the local queue is full: serve the delivery reports, then again
+                        producer.poll(0.1)
+            if producer.flush(60) != 0:
+                raise AssertionError("Kafka did not acknowledge a batch of the plain loop")
+
+    def read_back(self) -> list[str]:
+        return [str(orjson.loads(m.value() or b"{}")["uuid"])
+                for m in kafka_messages(self.bootstrap, self.topic, self.PARTITIONS, timeout=120)]
+
+    def remove(self) -> None:
+        delete_topics(self.bootstrap, [self.topic])
+
+
 def _files(format_: str) -> Callable[[Context, str], Destination]:
     return lambda ctx, name: FilesDestination(ctx.run_dir / "sinks" / name, format_)
 
@@ -299,7 +379,15 @@ CASES: dict[str, SinkCase] = {
         "clickhouse · events: the envelopes' Avro records in one INSERT … FORMAT Avro per batch",
         "decode, a JSONEachRow row per record (column names, times as text), one httpx INSERT per batch",
         lambda ctx, name: ClickHouseDestination(ctx.endpoints, f"bench_{name}"), clickhouse=True),
-    # The webhook sink (a local receiver) and the kafka sink go here, one entry each, once they exist.
+    "webhook": SinkCase(
+        "webhook · signed JSON batches of 500 records (properties as JSON), one request at a time",
+        "decode, orjson a body of 500 records (properties as JSON), HMAC-SHA256, one httpx POST at a time",
+        lambda ctx, name:
+        WebhookDestination()),
+    "kafka": SinkCase(
+        "kafka · JSON, one message per record keyed by uuid (acks=all, lz4), one wait for the acks per batch",
+        "decode, orjson each record, confluent-kafka produce keyed by uuid, flush per batch",
+        lambda ctx, name: KafkaDestination(ctx.endpoints, f"bench_{name}")),
 }
 
 

@@ -39,6 +39,7 @@ from headwater import __version__
 from schemas.errors import SchemaError
 from sinks import telemetry
 from sinks.base import FlushResult, Health, Record, Rejected, SourceEnvelope, Unwritten
+from sinks.filter import EventFilter
 from sinks.retry import Backoff
 from sinks.webhook.config import WebhookConfig
 from sinks.webhook.signing import HEADER, sign
@@ -94,6 +95,8 @@ class WebhookSink:
         self._transport = transport  # tests hand in a transport; the worker uses httpx's own
         self._client: httpx.AsyncClient | None = None
         self._pending: list[SourceEnvelope] = []
+        # None: the filter takes every record, so it is not asked per record
+        self._takes = None if config.filter == EventFilter() else config.filter.takes
         self._failing_since: float | None = None
         self._paused = False
         self._next_probe = 0.0
@@ -162,8 +165,9 @@ class WebhookSink:
                 position = envelope.position
                 first_id = (f"{position.topic}-p{position.partition}-o{position.offset}" if position is not None
                             else f"unplaced-{time.time_ns()}")
+            takes = self._takes
             for record in records:
-                if not self._config.filter.takes(record):
+                if takes is not None and not takes(record):
                     continue
                 if "window" in record and "start" in record and "end" in record:
                     slot = (str(record["window"]), int(record["start"]), int(record["end"]))
@@ -185,7 +189,7 @@ class WebhookSink:
 
     def _body(self, request: Request) -> bytes:
         return orjson.dumps({"destination": self.name, "batch": request.id, "window": request.window,
-                             "records": [_as_json(r) for r in request.records]})
+                             "records": [as_json(r) for r in request.records]})
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -299,6 +303,11 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _as_json(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: orjson.Fragment(v) if k in JSON_TEXT_FIELDS and isinstance(v, str) and v[:1] in ("{", "[") else v
-            for k, v in record.items()}
+def as_json(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` with its JSON-text fields as JSON (a copy: the record may yet be dead-lettered as Avro)."""
+    out = dict(record)
+    for name in JSON_TEXT_FIELDS:
+        value = out.get(name)
+        if isinstance(value, str) and value[:1] in ("{", "["):
+            out[name] = orjson.Fragment(value)
+    return out
