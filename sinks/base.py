@@ -22,10 +22,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from headwater.runtime.health import Health
 from schemas.container import EncodedRecords, encoded_records
 from schemas.serializer import decode_envelope
 
 Record = Mapping[str, Any]
+__all__ = ["Batch", "FlushResult", "Health", "Record", "Rejected", "Sink", "SourceEnvelope", "SourcePosition",
+           "Unwritten"]
 
 
 @dataclass(frozen=True)
@@ -94,14 +97,6 @@ class Unwritten:
     envelope: SourceEnvelope
     error: str
     reason: str = "undecodable"
-
-
-@dataclass(frozen=True)
-class Health:
-    """What ``healthcheck`` found: whether the destination answers, and a line saying so."""
-
-    ok: bool
-    detail: str
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from headwater.runtime.settings import Endpoints, Settings
 from headwater.runtime.topology import SinkSpec, Topology
 from schemas.envelope import header_count
 from sinks.agent import SinkAgent
-from sinks.base import SourceEnvelope, SourcePosition
+from sinks.base import Sink, SourceEnvelope, SourcePosition
 from sinks.errors import SinkError
 from sinks.registry import resolve_sink
 from streams.agents import add_agents
@@ -37,6 +37,7 @@ from streams.batching import consume_in_batches
 from streams.checkpoint import Checkpoint
 from streams.components import build_stages
 from streams.errors import StageStartError
+from streams.health import WorkerHealth
 from streams.logs import quiet_worker_logs
 from streams.outbox import Outbox
 from streams.pipeline import Pipeline, outbox_sender
@@ -170,20 +171,37 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
     else:
         app.agent(app.topic(*topology.pipeline.sources), name="pipeline", concurrency=1)(pipeline())
 
+    running_sinks: dict[str, Sink] = {}  # by name, while their agents run: the readiness page asks them
     for spec in topology.sinks:
         app.agent(app.topic(spec.source, maxsize=SINK_BUFFER_MESSAGES), name=f"sink_{spec.name}", concurrency=1)(
-            _sink_agent(spec, endpoints, dead_letters, crash))
+            _sink_agent(spec, endpoints, dead_letters, crash, running_sinks))
 
     add_agents(app, topology, endpoints.kafka, dead_letters, crash)
     add_windows(app, topology, endpoints.kafka, crash)
+
+    _add_pages(app, WorkerHealth(endpoints.kafka, resources, running_sinks))
+    return app
+
+
+def _add_pages(app: faust.App, health: WorkerHealth) -> None:
+    """The worker's web pages: liveness, readiness (``streams.health``) and Prometheus metrics."""
+
+    @app.page("/_liveness")
+    async def liveness(web: Any, request: Any) -> Any:
+        """200 while the worker runs."""
+        return web.json({"status": "ok"})
+
+    @app.page("/_readiness")
+    async def readiness(web: Any, request: Any) -> Any:
+        """200 when Kafka, Postgres, Redis and every sink's destination answer; else 503, with what each said."""
+        answer = await health.readiness()
+        return web.json(answer, status=200 if answer["ready"] else 503)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         """Prometheus metrics of this worker (stage outcomes, sinks, plugins) on its web port."""
         # aiohttp refuses a charset inside content_type; Prometheus' type minus its charset.
         return web.bytes(generate_latest(), content_type="text/plain; version=0.0.4")
-
-    return app
 
 
 def _pipeline_sources(topology: Topology) -> tuple[list[str], str | None]:
@@ -195,8 +213,8 @@ def _pipeline_sources(topology: Topology) -> tuple[list[str], str | None]:
     return [s for s in sources if s != historical], historical
 
 
-def _sink_agent(spec: SinkSpec, endpoints: Endpoints, dead_letters: TopicT,
-                crash: Fatal) -> Callable[[StreamT[bytes]], Awaitable[None]]:
+def _sink_agent(spec: SinkSpec, endpoints: Endpoints, dead_letters: TopicT, crash: Fatal,
+                running: dict[str, Sink]) -> Callable[[StreamT[bytes]], Awaitable[None]]:
     async def run(stream: StreamT[bytes]) -> None:
         try:
             work = SinkAgent(resolve_sink(spec.type).build(spec.name, spec.config, endpoints), spec.source)
@@ -204,6 +222,7 @@ def _sink_agent(spec: SinkSpec, endpoints: Endpoints, dead_letters: TopicT,
         except Exception as exc:  # noqa: BLE001 - a sink that cannot be built stops the worker, loudly
             await crash(SinkError(f"sink {spec.name!r} ({spec.type}) cannot start: {exc}"))
             return
+        running[spec.name] = work.sink
 
         async def handle(checkpoint: Checkpoint) -> None:
             await work.handle([SourceEnvelope(m.value, m.key, header_count(m.headers),
@@ -215,6 +234,7 @@ def _sink_agent(spec: SinkSpec, endpoints: Endpoints, dead_letters: TopicT,
                                      max_events=spec.batch.max_events, max_seconds=spec.batch.max_seconds,
                                      on_fatal=crash)
         finally:
+            running.pop(spec.name, None)
             await work.close()
 
     return run

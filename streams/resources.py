@@ -66,6 +66,11 @@ class WorkerResources:
             self._users += 1
             return self._opened
 
+    @property
+    def opened(self) -> Opened | None:
+        """What is open now (None before the first ``acquire`` and after the last ``release``)."""
+        return self._opened
+
     async def release(self) -> None:
         async with self._lock:
             self._users -= 1

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from dataclasses import asdict
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from headwater.cli.output import JsonFlag, console, print_json, say, settings, topology
-from headwater.errors import StackError
+from headwater.errors import HeadwaterError, StackError
+from headwater.runtime.settings import Settings
 from headwater.stack import manager
-from headwater.stack.endpoints import resolve_endpoints
+from headwater.stack.endpoints import resolve_endpoints, resolve_service
 from headwater.stack.kafka import ensure_jars
 
 
 def up(as_json: JsonFlag = False) -> None:
     """Start the local stack (Kafka, Postgres, Redis, embedded ClickHouse) and wait until it answers."""
-    show_status(manager.up(settings(), progress=say), as_json)
+    statuses = manager.up(settings(), progress=say)
+    if as_json:
+        print_json({"services": [asdict(s) for s in statuses]})
+        return
+    show_status(statuses)
 
 
 def down() -> None:
@@ -42,14 +49,49 @@ def clean() -> None:
 
 
 def status(as_json: JsonFlag = False) -> None:
-    """Show each service of the local stack: running, stopped, or external (set by a variable)."""
-    show_status(manager.status(settings()), as_json)
-
-
-def show_status(statuses: list[manager.ServiceStatus], as_json: bool) -> None:
+    """Show each service of the local stack (running, stopped, or external: set by a variable), the
+    detached gateway and worker (running when their readiness page says so), and the pipeline's lag
+    status (``headwater lag`` over 2 seconds)."""
+    current = settings()
+    statuses = manager.status(current)
+    kafka = next((s for s in statuses if s.name == "kafka"), None)
+    lag: dict[str, Any] = pipeline_lag(current) if kafka is not None and kafka.state in {"running", "external"} \
+        else {"error": "Kafka is not running (`headwater up` starts it)"}
     if as_json:
-        print_json([asdict(s) for s in statuses])
+        print_json({"services": [asdict(s) for s in statuses], "lag": lag})
         return
+    show_status(statuses)
+    if "error" in lag:
+        say(f"lag: {lag['error']}")
+        return
+    behind = [g for g in lag["groups"] if g["status"] != "OK"]
+    say(f"lag: {lag['status']}" + "".join(f"; {g['role']} {g['status']}: {g['rule']}" for g in behind)
+        + ("" if behind else f" ({len(lag['groups'])} readers caught up or consuming; `headwater lag` for more)"))
+
+
+def pipeline_lag(current: Settings) -> dict[str, Any]:
+    """Each reader's status, lag and lag in seconds over 2 samples a second apart, or why there is none."""
+    from headwater.ops.groups import readers
+    from headwater.ops.lag import LagProbe, Sampler
+
+    try:
+        probe = LagProbe(resolve_service(current, "kafka"))
+        try:
+            sampler = Sampler(probe, readers(topology(current)), window=1.0)
+            sampler.sample()
+            time.sleep(1.0)
+            sampler.sample()
+            report = sampler.report()
+        finally:
+            probe.close()
+    except HeadwaterError as exc:
+        return {"error": str(exc)}
+    return {"status": report.status, "groups": [
+        {"role": g.role, "group": g.group, "status": g.status, "rule": g.rule, "lag": g.lag,
+         "lag_seconds": g.lag_seconds, "members": g.members} for g in report.groups]}
+
+
+def show_status(statuses: list[manager.ServiceStatus]) -> None:
     table = Table("service", "state", "address", "pid", "log")
     colors = {"running": "green", "external": "cyan", "stopped": "yellow", "unhealthy": "red", "exited": "red"}
     for s in statuses:

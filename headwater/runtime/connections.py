@@ -8,6 +8,7 @@ the first call that needs it raises (and the caller maps it to ``headwater.error
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,10 @@ import redis.asyncio as aioredis
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from headwater.runtime.health import Health
+
 REDIS_TIMEOUT_SECONDS = 1.0
+CHECK_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,25 @@ class Connections:
         redis = aioredis.from_url(redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS,
                                   socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
         return cls(pool, redis)
+
+    async def check(self, timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, Health]:
+        """Whether Postgres and Redis answer now (one trivial request each, ``timeout`` seconds at most)."""
+        async def postgres() -> None:
+            async with self.postgres.connection(timeout=timeout) as conn:
+                await conn.execute("SELECT 1")
+
+        async def redis() -> None:
+            await self.redis.ping()
+
+        found: dict[str, Health] = {}
+        for name, probe in (("postgres", postgres), ("redis", redis)):
+            try:
+                await asyncio.wait_for(probe(), timeout)
+            except Exception as exc:  # noqa: BLE001 - any failure means "not answering", said in the detail
+                found[name] = Health(False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            else:
+                found[name] = Health(True, "answers")
+        return found
 
     async def close(self) -> None:
         await self.postgres.close()

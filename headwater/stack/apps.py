@@ -81,10 +81,11 @@ def start_apps(settings: Settings) -> dict[str, ServiceRecord]:
 
 
 def app_healthy(record: ServiceRecord) -> bool:
-    if record.name != "gateway":
+    """Whether a detached app answers its readiness page (the gateway's, the worker's)."""
+    if not record.url:
         return pid_alive(record.pid)
     try:
-        return httpx.get(f"{record.url}/_readiness", timeout=2.0).status_code == 200
+        return httpx.get(f"{record.url}/_readiness", timeout=5.0).status_code == 200
     except httpx.HTTPError:
         return False
 

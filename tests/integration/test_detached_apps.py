@@ -39,7 +39,7 @@ class Cli:
     def status(self) -> dict[str, dict[str, Any]]:
         result = self("status", "--json")
         assert result.returncode == 0, result.stderr
-        return {s["name"]: s for s in json.loads(result.stdout)}
+        return {s["name"]: s for s in json.loads(result.stdout)["services"]}
 
     def log(self, name: str) -> str:
         return (self.state_dir / "logs" / f"{name}.log").read_text(errors="replace")
