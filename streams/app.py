@@ -30,10 +30,12 @@ from headwater.runtime.topology import SinkSpec, Topology
 from schemas.envelope import header_count
 from sinks.agent import SinkAgent
 from sinks.base import Sink, SourceEnvelope, SourcePosition
+from sinks.clickhouse.client import connect as clickhouse_connect
 from sinks.errors import SinkError
 from sinks.registry import resolve_sink
 from streams.agents import add_agents
 from streams.batching import consume_in_batches
+from streams.canary import Canary, CanaryOptions, events_table
 from streams.checkpoint import Checkpoint
 from streams.components import build_stages
 from streams.errors import StageStartError
@@ -82,6 +84,7 @@ class WorkerOptions:
     web_port: int
     data_dir: Path
     token_cache_seconds: float = 30.0
+    canary: CanaryOptions | None = None
 
 
 def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) -> faust.App:
@@ -171,16 +174,47 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
     else:
         app.agent(app.topic(*topology.pipeline.sources), name="pipeline", concurrency=1)(pipeline())
 
-    running_sinks: dict[str, Sink] = {}  # by name, while their agents run: the readiness page asks them
-    for spec in topology.sinks:
-        app.agent(app.topic(spec.source, maxsize=SINK_BUFFER_MESSAGES), name=f"sink_{spec.name}", concurrency=1)(
-            _sink_agent(spec, endpoints, dead_letters, crash, running_sinks))
 
     add_agents(app, topology, endpoints.kafka, dead_letters, crash)
     add_windows(app, topology, endpoints.kafka, crash)
+    if options.canary is not None:
+        _add_canary(app, topology, endpoints, options.canary)
 
-    _add_pages(app, WorkerHealth(endpoints.kafka, resources, running_sinks))
+    _add_pages(app, WorkerHealth(endpoints.kafka, resources, _add_sinks(app, topology, endpoints, dead_letters, crash)))
     return app
+
+
+def _add_sinks(app: faust.App, topology: Topology, endpoints: Endpoints, dead_letters: TopicT,
+               crash: Fatal) -> dict[str, Sink]:
+    """An agent per sink; the sinks running now, by name, for the readiness page."""
+    running: dict[str, Sink] = {}
+    for spec in topology.sinks:
+        app.agent(app.topic(spec.source, maxsize=SINK_BUFFER_MESSAGES), name=f"sink_{spec.name}", concurrency=1)(
+            _sink_agent(spec, endpoints, dead_letters, crash, running))
+    return running
+
+
+def _add_canary(app: faust.App, topology: Topology, endpoints: Endpoints, options: CanaryOptions) -> None:
+    """The canary (``streams.canary``) as a task of the worker; a failure is logged and it starts again."""
+    table = events_table(topology)
+    if table is None:
+        log.warning("canary: the topology has no ClickHouse sink of processed events to time the heartbeats by")
+        return
+
+    async def canary() -> None:
+        while not app.should_stop:
+            client = clickhouse_connect(endpoints.clickhouse)
+            try:
+                await Canary(options, client, table).run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the canary measures; it must never stop the worker
+                log.exception("canary failed; starting it again in %.0fs", options.every_seconds)
+                await asyncio.sleep(options.every_seconds)
+            finally:
+                await client.aclose()
+
+    app.task(canary)
 
 
 def _add_pages(app: faust.App, health: WorkerHealth) -> None:
@@ -249,6 +283,9 @@ def run_worker(settings: Settings, endpoints: Endpoints, topology: Topology, log
         web_port=settings.worker_web_port,
         data_dir=settings.state_dir / "faust" / topology.app_id,
         token_cache_seconds=settings.token_cache_seconds,
+        canary=CanaryOptions(tuple(settings.canary_tokens), settings.canary_seconds,
+                             settings.canary_gateway or f"http://{settings.gateway_host}:{settings.gateway_port}")
+        if settings.canary_tokens else None,
     )
     options.data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(topology, endpoints, options)

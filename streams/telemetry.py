@@ -7,7 +7,7 @@ reasons from the code, never event data.
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 STAGE_OUTCOMES = Counter(
     "headwater_stream_stage_outcomes", "Events leaving a stage, by stage and outcome.", ["stage", "outcome"]
@@ -48,4 +48,15 @@ WINDOWS_EMITTED = Counter("headwater_window_windows_emitted", "Windows that clos
 WINDOW_RECORDS_REPLAYED = Counter(
     "headwater_window_records_replayed", "Re-keyed records a window had applied already (sent again after a crash).",
     ["window"],
+)
+
+CANARY_SENT = Counter("headwater_canary_sent", "Canary heartbeats the gateway took (streams.canary).")
+CANARY_FAILED = Counter("headwater_canary_failed", "Canary heartbeats the gateway did not take (not 200).")
+CANARY_LOST = Counter("headwater_canary_lost", "Canary heartbeats not in ClickHouse 5 minutes after they were sent.")
+CANARY_SECONDS = Histogram(
+    "headwater_canary_seconds", "From a canary heartbeat's send to finding it in ClickHouse.",
+    buckets=(0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 120, 300),
+)
+CANARY_FRESHNESS = Gauge(
+    "headwater_canary_freshness_seconds", "The last canary heartbeat's age when it was found in ClickHouse."
 )

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     token_cache_seconds: float = Field(
         30.0, gt=0, description="How long a token lookup is cached (in process and in Redis)."
     )
+    canary_tokens: list[str] = Field(
+        default_factory=list, description="Project API tokens the worker sends a canary heartbeat for (JSON list); "
+        "none: no canary.")
+    canary_seconds: float = Field(60.0, gt=0, description="How often the canary sends its heartbeats.")
+    canary_gateway: str | None = Field(
+        None, description="The gateway the canary sends to (default: http://<gateway_host>:<gateway_port>).")
 
     @property
     def stack_file(self) -> Path:
