@@ -66,7 +66,8 @@ def run(
         for record in start_apps(current, [a for a in APPS if not (no_ops and a == "ops")]).values():
             say(f"{record.name}: running (pid {record.pid}) at {record.url}, log {record.log}")
         if stale:
-            say(f"{' and '.join(stale)} started with an earlier {current.topology} and still run it: "
+            names = ", ".join(stale[:-1]) + (" and " if len(stale) > 1 else "") + stale[-1]
+            say(f"{names} started with an earlier {current.topology} and still run it: "
                 "`headwater restart` loads the file as it is now")
         return
     detached = running_apps(current)
