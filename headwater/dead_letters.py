@@ -14,7 +14,7 @@ were all replayed (or the topic's retention removes them). Filters narrow what i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -103,8 +103,29 @@ def _dead_letter(message: Message) -> DeadLetter:
     )
 
 
-def read_dead_letters(bootstrap: str, topic: str) -> Iterator[DeadLetter]:
-    """Every dead letter in ``topic``, partition by partition, oldest first."""
+def dead_letter_offsets(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
+    """Per partition of ``topic``, its first and next offset (``high - low`` letters are there):
+    how many dead letters there are, without reading them."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "headwater-dlq-reader",
+                         "enable.auto.commit": False, "log_level": 0})
+    try:
+        try:
+            metadata = consumer.list_topics(topic, timeout=10)
+        except KafkaException as exc:
+            raise NotRunningError(f"Kafka does not answer: {exc}") from exc
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None:
+            raise ConfigError(f"no topic {topic!r}: run `headwater migrate`")
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                for p in sorted(info.partitions)}
+    finally:
+        consumer.close()
+
+
+def read_dead_letters(bootstrap: str, topic: str, since: Mapping[int, int] | None = None) -> Iterator[DeadLetter]:
+    """Every dead letter in ``topic``, partition by partition, oldest first; with ``since``
+    (partition → offset), only those at or after that offset of their partition, so a reader
+    that keeps up (the ops page) reads each letter once."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": "headwater-dlq-reader", "enable.auto.commit": False,
         "log_level": 0,
@@ -119,6 +140,7 @@ def read_dead_letters(bootstrap: str, topic: str) -> Iterator[DeadLetter]:
             raise ConfigError(f"no topic {topic!r}: run `headwater migrate`")
         for partition in sorted(info.partitions):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            low = max(low, (since or {}).get(partition, low))
             if low >= high:
                 continue
             consumer.assign([TopicPartition(topic, partition, low)])

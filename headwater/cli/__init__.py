@@ -7,6 +7,7 @@ import typer
 from headwater.cli import run, stack
 from headwater.cli.dlq import dlq_app
 from headwater.cli.lag import lag
+from headwater.cli.ops import ops
 from headwater.cli.output import err
 from headwater.cli.plugin import plugin_app
 from headwater.cli.projects import project_app, restrictions_app
@@ -19,6 +20,7 @@ stack.register(app)
 run.register(app)
 app.command()(query)
 app.command()(lag)
+app.command()(ops)
 app.add_typer(project_app, name="project")
 app.add_typer(restrictions_app, name="restrictions")
 app.add_typer(topology_app, name="topology")

@@ -53,19 +53,21 @@ def worker(loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "wa
 def run(
     detach: Annotated[bool, typer.Option("--detach", help="Run in the background; `headwater down` stops them.")]
     = False,
+    no_ops: Annotated[bool, typer.Option("--no-ops", help="Do not start the ops page (`headwater ops`).")] = False,
 ) -> None:
-    """Run gateway and worker together; in the foreground unless --detach (Ctrl-C stops both)."""
-    from headwater.stack.apps import running_apps, stale_topology, start_apps
+    """Run gateway, worker and the ops page together; in the foreground unless --detach (Ctrl-C stops them)."""
+    from headwater.stack.apps import APPS, running_apps, stale_topology, start_apps
 
     current = settings()
     resolve_endpoints(current)
-    checked_topology(current)  # a problem is reported here, before either process starts
+    checked_topology(current)  # a problem is reported here, before any process starts
     if detach:
         stale = stale_topology(current)
-        for record in start_apps(current).values():
+        for record in start_apps(current, [a for a in APPS if not (no_ops and a == "ops")]).values():
             say(f"{record.name}: running (pid {record.pid}) at {record.url}, log {record.log}")
         if stale:
-            say(f"{' and '.join(stale)} started with an earlier {current.topology} and still run it: "
+            names = ", ".join(stale[:-1]) + (" and " if len(stale) > 1 else "") + stale[-1]
+            say(f"{names} started with an earlier {current.topology} and still run it: "
                 "`headwater restart` loads the file as it is now")
         return
     detached = running_apps(current)
@@ -73,10 +75,14 @@ def run(
         where = ", ".join(f"{r.name} (pid {r.pid}) at {r.url}" for r in detached.values())
         raise StackError(f"the detached apps are running: {where}; `headwater restart` reloads them, "
                          "`headwater down` stops the stack (then `headwater run` can take their place)")
-    _ports_free(current, gateway=True, worker=True)
+    _ports_free(current, gateway=True, worker=True, ops=not no_ops)
     exe = [sys.executable, "-m", "headwater.cli"]
     children = [subprocess.Popen([*exe, "gateway"]), subprocess.Popen([*exe, "worker"])]
-    say(f"gateway on http://{current.gateway_host}:{current.gateway_port}, worker running; Ctrl-C stops both")
+    if not no_ops:
+        children.append(subprocess.Popen([*exe, "ops"]))
+    ops_note = "" if no_ops else f", ops page on http://{current.ops_host}:{current.ops_port}/"
+    say(f"gateway on http://{current.gateway_host}:{current.gateway_port}, worker running{ops_note}; "
+        "Ctrl-C stops them")
     stopping = False
 
     def stop(*_: object) -> None:
@@ -95,26 +101,31 @@ def run(
 
 
 def restart() -> None:
-    """Restart the detached gateway and worker (`run --detach`), e.g. to load an edited topology or plugin."""
+    """Restart the detached gateway and worker (and the ops page, if it ran), e.g. to load an edited topology."""
     from headwater.stack import manager
     from headwater.stack.apps import APPS, start_apps
+    from headwater.stack.state import read_state
 
     current = settings()
     resolve_endpoints(current)
     checked_topology(current)  # a broken topology leaves the running apps alone
+    recorded = read_state(current.stack_file)
+    wanted = [a for a in APPS if a != "ops" or a in recorded]
     manager.down(current, progress=say, only=set(APPS))
-    for record in start_apps(current).values():
+    for record in start_apps(current, wanted).values():
         say(f"{record.name}: running (pid {record.pid}) at {record.url}, log {record.log}")
 
 
-def _ports_free(current: Settings, gateway: bool = False, worker: bool = False) -> None:
+def _ports_free(current: Settings, gateway: bool = False, worker: bool = False, ops: bool = False) -> None:
     """Refuse at once when a port the command listens on is taken (the server would fail or hang later)."""
     wanted = ([("gateway", current.gateway_host, current.gateway_port, "HEADWATER_GATEWAY_PORT")] if gateway else [])
     wanted += [("worker", "127.0.0.1", current.worker_web_port, "HEADWATER_WORKER_WEB_PORT")] if worker else []
+    wanted += [("ops page", current.ops_host, current.ops_port, "HEADWATER_OPS_PORT")] if ops else []
     for name, host, port, env_var in wanted:
         if not port_is_free(port, host):
+            hint = " (or run with --no-ops)" if name == "ops page" else ""
             raise StackError(f"{name}: port {port} on {host} is in use (by the detached apps? `headwater status` "
-                             f"shows them); stop what holds it, or set {env_var} to another port")
+                             f"shows them); stop what holds it, or set {env_var} to another port{hint}")
 
 
 def register(app: typer.Typer) -> None:

@@ -87,7 +87,7 @@ def graph(
     from headwater.runtime.topology.graph import dot, mermaid
 
     topology = _load(file)
-    published = _published(topology)
+    published = sink_destinations(topology)
     print(mermaid(topology, published) if fmt == "mermaid" else dot(topology, published), end="")
 
 
@@ -97,10 +97,10 @@ def describe(file: FileArg = None) -> None:
     from headwater.runtime.topology.graph import describe as text
 
     topology = _load(file)
-    print(text(topology, _published(topology)), end="")
+    print(text(topology, sink_destinations(topology)), end="")
 
 
-def _published(topology: Topology) -> dict[str, list[str]]:
+def sink_destinations(topology: Topology) -> dict[str, list[str]]:
     """Each sink's destination topics (``sinks.registry.published_topics``), for the pictures."""
     from sinks.registry import published_topics
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     worker_web_port: int = 6066
+    ops_host: str = Field("127.0.0.1", description="Where the ops page (`headwater ops`) listens: loopback only, "
+                                                   "unless told otherwise.")
+    ops_port: int = Field(8100, description="The ops page's port.")
     produce_timeout_seconds: float = Field(10.0, gt=0, description="How long the gateway waits for Kafka before a 503.")
     trusted_proxies: list[str] = Field(
         default_factory=list, description="Addresses whose X-Forwarded-For the gateway believes (JSON list)."

@@ -1,4 +1,4 @@
-"""Gateway and worker as background processes of the local stack (``headwater run --detach``).
+"""Gateway, worker and the ops page as background processes of the local stack (``headwater run --detach``).
 
 They are recorded in the stack state beside the services, so ``headwater status`` shows them
 (``exited``, with how and the end of the log, once one has stopped on its own) and
@@ -9,9 +9,11 @@ topology file it started with, so ``run --detach`` can say when the file changed
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from headwater.runtime.settings import Settings
 from headwater.stack.process import pick_port, pid_alive, spawn, tail, terminate, wait_until
 from headwater.stack.state import ServiceRecord, read_state, write_state
 
-APPS = ("gateway", "worker")
+APPS = ("gateway", "worker", "ops")  # started in this order: the ops page reads the worker's port
 
 
 def topology_digest(path: Path) -> str:
@@ -48,12 +50,13 @@ def stale_topology(settings: Settings) -> list[str]:
             if (r.topology, r.topology_digest) != (path, digest)]
 
 
-def start_apps(settings: Settings) -> dict[str, ServiceRecord]:
-    """Start gateway and worker detached (unless already running); return their records."""
+def start_apps(settings: Settings, names: Sequence[str] = APPS) -> dict[str, ServiceRecord]:
+    """Start the apps ``names`` (of ``APPS``: gateway, worker, the ops page) detached, unless already
+    running; return their records."""
     records = read_state(settings.stack_file)
     logs = settings.state_dir / "logs"
     started: dict[str, ServiceRecord] = {}
-    for name in APPS:
+    for name in [a for a in APPS if a in names]:
         record = records.get(name)
         if record is not None and pid_alive(record.pid):
             started[name] = record
@@ -62,10 +65,17 @@ def start_apps(settings: Settings) -> dict[str, ServiceRecord]:
             port = pick_port(settings.gateway_port)
             env = {"HEADWATER_GATEWAY_PORT": str(port)}
             url = f"http://{settings.gateway_host}:{port}"
-        else:
+        elif name == "worker":
             port = pick_port(settings.worker_web_port)
             env = {"HEADWATER_WORKER_WEB_PORT": str(port)}
             url = f"http://127.0.0.1:{port}"
+        else:  # the ops page scrapes the worker started beside it
+            port = pick_port(settings.ops_port)
+            env = {"HEADWATER_OPS_PORT": str(port)}
+            worker = records.get("worker")
+            if worker is not None:
+                env["HEADWATER_WORKER_WEB_PORT"] = str(worker.port)
+            url = f"http://{settings.ops_host}:{port}"
         topology = settings.topology.resolve()
         env["HEADWATER_TOPOLOGY"] = str(topology)
         log = logs / f"{name}.log"
@@ -75,17 +85,20 @@ def start_apps(settings: Settings) -> dict[str, ServiceRecord]:
         pid = spawn([sys.executable, "-m", "headwater.stack.supervise", str(exit_file(new)), "--", *app], log, env=env)
         started[name] = records[name] = replace(new, pid=pid)
         write_state(settings.stack_file, records)
-    gateway = started["gateway"]
-    wait_until("gateway", lambda: app_healthy(gateway), pid=gateway.pid, log=gateway.log_path, timeout=60)
+    for name in ("gateway", "ops"):
+        if name in started:
+            record = started[name]
+            wait_until(name, functools.partial(app_healthy, record), pid=record.pid, log=record.log_path, timeout=60)
     return started
 
 
 def app_healthy(record: ServiceRecord) -> bool:
-    """Whether a detached app answers its readiness page (the gateway's, the worker's)."""
+    """Whether a detached app answers: the gateway's and the worker's readiness page, the ops page's liveness."""
     if not record.url:
         return pid_alive(record.pid)
+    path = "/_liveness" if record.name == "ops" else "/_readiness"
     try:
-        return httpx.get(f"{record.url}/_readiness", timeout=5.0).status_code == 200
+        return httpx.get(f"{record.url}{path}", timeout=5.0).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -87,7 +87,7 @@ def test_detached_apps_logs_restart_and_a_crashed_worker(cli: Cli, stack: Endpoi
     pipeline.path.write_text(pipeline.path.read_text() + "\n# edited\n")
     again = cli("run", "--detach")
     assert again.returncode == 0, again.stderr
-    assert "gateway and worker started with an earlier" in again.stderr
+    assert "gateway, worker and ops started with an earlier" in again.stderr  # the ops page draws the topology
     assert "`headwater restart`" in again.stderr
     restarted = cli("restart")
     assert restarted.returncode == 0, restarted.stderr
