@@ -33,6 +33,23 @@ def count_header(records: int) -> tuple[str, bytes]:
     return COUNT_HEADER, str(records).encode()
 
 
+CAPTURED_HEADER = "captured_at"
+"""The Kafka header of an envelope the pipeline derived from captured events: when the oldest of
+them was captured (the Kafka timestamp the gateway's envelope got), in milliseconds since the
+epoch. A sink measures end-to-end latency and freshness from it without decoding the records."""
+
+
+def captured_header(seconds: float) -> tuple[str, bytes]:
+    """The ``captured_at`` header for events captured at ``seconds`` (since the epoch)."""
+    return CAPTURED_HEADER, str(int(seconds * 1000)).encode()
+
+
+def header_captured(headers: Mapping[str, bytes] | None) -> float | None:
+    """The ``captured_at`` header of a message's headers, in seconds; None if it has none (or a malformed one)."""
+    millis = headers.get(CAPTURED_HEADER) if headers else None
+    return int(millis) / 1000 if millis and millis.isdigit() else None
+
+
 @dataclass
 class Envelope(Generic[E]):
     """Events bound for one partition, in order."""

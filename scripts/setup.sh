@@ -18,6 +18,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)                    # make bench's load generator
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)          # the posthog-js browser test
+# promtool checks deploy/prometheus (tests/unit/test_monitoring.py); the package's service is not needed
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -25,7 +27,8 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # Debian's postgresql package starts a cluster of its own; Headwater runs its own.
+    # Debian's postgresql package starts a cluster of its own; Headwater runs its own. Its prometheus
+    # package may start a Prometheus server on :9090 where an init system runs; only promtool is used.
   else
     echo "Headwater needs these system packages: ${missing[*]}" >&2
     echo "Install them, then run make setup again:" >&2
@@ -33,7 +36,7 @@ if ((${#missing[@]})); then
     exit 1
   fi
 else
-  step "system packages: present (java, maven, postgresql, redis-server, node, wrk, chromium)"
+  step "system packages: present (java, maven, postgresql, redis-server, node, wrk, chromium, promtool)"
 fi
 
 # --- Python environment ----------------------------------------------------------------

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from schemas.errors import SchemaError
 from schemas.serializer import encode_envelope
 from sinks import telemetry
-from sinks.base import Batch, Sink, SourceEnvelope
+from sinks.base import Batch, Sink, SourceEnvelope, Unwritten
 
 STAGE_PREFIX = "sink:"
 """A sink's dead letters name their stage ``sink:<name>``: ``headwater dlq replay`` gives them back to that sink."""
@@ -33,6 +33,10 @@ class SinkAgent:
         self._rows_written = telemetry.ROWS_WRITTEN.labels(sink.name)
         self._rows_rejected = telemetry.ROWS_REJECTED.labels(sink.name)
         self._flush_seconds = telemetry.FLUSH_SECONDS.labels(sink.name)
+        self._batch_records = telemetry.BATCH_RECORDS.labels(sink.name)
+        telemetry.RETRIES.labels(sink.name)  # every sink's series from the start, at 0: rate() sees the first one
+        telemetry.FALLBACKS.labels(sink.name)
+        telemetry.END_TO_END_SECONDS.init(sink.name)
         self._stage = f"{STAGE_PREFIX}{sink.name}"
         self._subject = ""  # the envelope subject of the source topic (one per topic), for dead letters
 
@@ -48,12 +52,15 @@ class SinkAgent:
                 continue
             sound.append(envelope)
         self.sink.write(sound)
+        if sound:
+            self._batch_records.observe(sum(_records(envelope) for envelope in sound))
 
         async def flush() -> None:
             started = time.perf_counter()
             result = await self.sink.flush()
             self._flush_seconds.observe(time.perf_counter() - started)
             self._rows_written.inc(result.written)
+            self._observe_latency(sound, result.unwritten)
             for unwritten in result.unwritten:
                 await batch.dead_letter(unwritten.envelope.value, unwritten.envelope.key, reason=unwritten.reason,
                                         stage=self._stage, error=unwritten.error, source_topic=self._source)
@@ -67,8 +74,28 @@ class SinkAgent:
 
         batch.on_flush(flush)
 
+    def _observe_latency(self, written: Sequence[SourceEnvelope], unwritten: Sequence[Unwritten]) -> None:
+        """Capture → written for the envelopes just flushed (one bucket lookup per envelope), and the
+        newest capture time written (freshness)."""
+        now = time.time()
+        left_out = {id(u.envelope) for u in unwritten}
+        newest = 0.0
+        for envelope in written:
+            if envelope.captured_at is None or id(envelope) in left_out:
+                continue
+            telemetry.END_TO_END_SECONDS.observe(self.sink.name, max(0.0, now - envelope.captured_at),
+                                                 _records(envelope))
+            newest = max(newest, envelope.captured_at)
+        if newest:
+            telemetry.FRESHNESS_SECONDS.set(self.sink.name, newest)
+
     async def start(self) -> None:
         await self.sink.start()
 
     async def close(self) -> None:
         await self.sink.close()
+
+
+def _records(envelope: SourceEnvelope) -> int:
+    """How many records ``envelope`` holds, from its ``count`` header (1 without one: no decoding here)."""
+    return envelope.count if envelope.count is not None else 1

@@ -43,10 +43,10 @@ class SourcePosition:
 class SourceEnvelope:
     """One message of a sink's source topic: an envelope of records, decoded only when asked."""
 
-    __slots__ = ("_encoded", "_records", "_subject", "count", "key", "position", "value")
+    __slots__ = ("_encoded", "_records", "_subject", "captured_at", "count", "key", "position", "value")
 
     def __init__(self, value: bytes, key: bytes | None, count: int | None,
-                 position: SourcePosition | None = None) -> None:
+                 position: SourcePosition | None = None, captured_at: float | None = None) -> None:
         self.value = value
         self.key = key
         self.count = count
@@ -54,6 +54,10 @@ class SourceEnvelope:
         self.position = position
         """Where it was read (None outside the worker): a sink that names its output by it
         (``files``) writes a redelivered envelope to the same place."""
+        self.captured_at = captured_at
+        """When its records' events were captured (seconds since the epoch; the pipeline's
+        ``captured_at`` header, else the message's Kafka timestamp), None outside the worker: what
+        the sink agent measures end-to-end latency and freshness from."""
         self._encoded: EncodedRecords | bool | None = False  # False: not looked at yet
         self._records: list[dict[str, Any]] | None = None
         self._subject = ""

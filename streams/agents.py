@@ -44,7 +44,7 @@ from headwater.runtime.topology import AgentSpec, Topology
 from schemas.dead_letter import Headers, dead_letter_headers
 from schemas.events import ProcessedEvent, RawEvent
 from schemas.serializer import decode_envelope
-from streams import telemetry
+from streams import lag_metrics, telemetry
 from streams.errors import AgentError, AgentFailed
 from streams.plugins.api import AgentContext, AgentHandler, Event
 from streams.plugins.events import from_processed, from_raw
@@ -173,6 +173,7 @@ class _Records:
         self.current = None
         self._done += 1
         telemetry.EVENTS_DEAD_LETTERED.labels(f"agent_{agent}").inc()
+        telemetry.DEAD_LETTERS.labels(f"agent_{agent}", "agent_failed").inc()
 
 
 def _failure(exc: BaseException) -> BaseException | None:
@@ -232,8 +233,9 @@ async def run_agent(spec: AgentSpec, handler: AgentHandler, ctx: AgentContext, s
 class KafkaAgentSource:
     """The agent's own consumer: group ``<app_id>-agent_<name>``, offsets committed by ``commit``."""
 
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, group: str = "") -> None:
         self._consumer = consumer
+        self._group = group
 
     @classmethod
     def create(cls, kafka: str, group: str, spec: AgentSpec) -> KafkaAgentSource:
@@ -244,12 +246,14 @@ class KafkaAgentSource:
             auto_offset_reset=spec.start, max_poll_records=AGENT_POLL_RECORDS,
             session_timeout_ms=10_000, heartbeat_interval_ms=2_000,  # as the worker's own consumer
             max_poll_interval_ms=AGENT_MAX_POLL_SECONDS * 1000,
-        ))
+        ), group)
 
     async def start(self) -> None:
         await self._consumer.start()
+        lag_metrics.watch(self._group, self._consumer.assignment)
 
     async def stop(self) -> None:
+        lag_metrics.unwatch(self._group)
         await self._consumer.stop()
 
     async def next(self) -> Envelope:

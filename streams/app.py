@@ -27,7 +27,7 @@ from prometheus_client import generate_latest
 from headwater.runtime.gc_tuning import tune_gc
 from headwater.runtime.settings import Endpoints, Settings
 from headwater.runtime.topology import SinkSpec, Topology
-from schemas.envelope import header_count
+from schemas.envelope import header_captured, header_count
 from sinks.agent import SinkAgent
 from sinks.base import Sink, SourceEnvelope, SourcePosition
 from sinks.clickhouse.client import connect as clickhouse_connect
@@ -40,6 +40,7 @@ from streams.checkpoint import Checkpoint
 from streams.components import build_stages
 from streams.errors import StageStartError
 from streams.health import WorkerHealth
+from streams.lag_metrics import add_lag_metrics
 from streams.logs import quiet_worker_logs
 from streams.outbox import Outbox
 from streams.pipeline import Pipeline, outbox_sender
@@ -260,7 +261,8 @@ def _sink_agent(spec: SinkSpec, endpoints: Endpoints, dead_letters: TopicT, cras
 
         async def handle(checkpoint: Checkpoint) -> None:
             await work.handle([SourceEnvelope(m.value, m.key, header_count(m.headers),
-                                              SourcePosition(m.message.topic, m.message.partition, m.message.offset))
+                                              SourcePosition(m.message.topic, m.message.partition, m.message.offset),
+                                              header_captured(m.headers) or m.message.timestamp)
                                for m in checkpoint.messages], checkpoint)
 
         try:
@@ -289,6 +291,7 @@ def run_worker(settings: Settings, endpoints: Endpoints, topology: Topology, log
     )
     options.data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(topology, endpoints, options)
+    add_lag_metrics(app, topology, endpoints.kafka)  # headwater_consumer_*: a task measuring lag every few seconds
     tune_gc(WORKER_GC_THRESHOLDS)  # see WORKER_GC_THRESHOLDS
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     quiet_worker_logs(worker)  # no terminal codes in a log file; a starting coordinator is no error

@@ -18,12 +18,14 @@ the batch is read again after a restart (sinks are idempotent by event uuid). Th
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
 from faust.types import EventT, TopicT
 from faust.types.tuples import RecordMetadata
 
 from schemas.dead_letter import Headers, dead_letter_headers
+from streams import telemetry
 
 
 class Checkpoint:
@@ -35,6 +37,7 @@ class Checkpoint:
         self._flushes: list[Callable[[], Awaitable[None]]] = []
         self._acks: list[Awaitable[RecordMetadata]] = []
         self._after: list[Callable[[], object]] = []
+        self._dead_letters: Counter[tuple[str, str]] = Counter()  # (stage, reason) → letters, counted at commit
 
     async def send(self, topic: TopicT, value: bytes, *, key: bytes | None = None, partition: int | None = None,
                    headers: Headers | None = None) -> None:
@@ -46,6 +49,7 @@ class Checkpoint:
         """Queue a dead letter (format: ``schemas.dead_letter``) on the pipeline's dead-letter topic."""
         headers = dead_letter_headers(reason=reason, stage=stage, error=error, source_topic=source_topic)
         await self.send(self._dead_letter_topic, value, key=key, headers=headers)
+        self._dead_letters[stage, reason] += 1
 
     def on_flush(self, flush: Callable[[], Awaitable[None]]) -> None:
         """Run ``flush`` at commit, before the producer's acks are awaited."""
@@ -63,5 +67,7 @@ class Checkpoint:
             await asyncio.gather(*self._acks)
         for message in self.messages:
             message.ack()
+        for (stage, reason), letters in self._dead_letters.items():
+            telemetry.DEAD_LETTERS.labels(stage, reason).inc(letters)
         for callback in self._after:
             callback()

@@ -16,7 +16,7 @@ import faust
 from faust.types import TopicT
 
 from headwater.runtime.topology import Topology
-from schemas.envelope import count_header, event_key, pack
+from schemas.envelope import captured_header, count_header, event_key, pack
 from schemas.errors import SchemaError
 from schemas.events import IngestionWarning, ProcessedEvent, RawEvent
 from schemas.processed_writer import encode_processed_envelope
@@ -85,6 +85,11 @@ class Pipeline:
             partition, offset = message.message.partition, message.message.offset
             events.extend(PipelineEvent.from_raw(raw, source, Position(source, partition, offset, i))
                           for i, raw in enumerate(raws))
+        telemetry.EVENTS_RECEIVED.inc(len(events))
+        # when the batch's oldest event was captured: its processed envelopes and warnings carry it, so
+        # a sink measures capture → written (sinks.telemetry.END_TO_END_SECONDS) without decoding them
+        captured = min((m.message.timestamp for m in checkpoint.messages if m.message.timestamp), default=None)
+        stamp = [captured_header(captured)] if captured else []
         result = await self._runner.run(events)
         for failed in result.dead_lettered:
             arrived = failed.event.arrived
@@ -95,14 +100,15 @@ class Pipeline:
         for envelope in pack(processed, key_of=_processed_key, size_of=_processed_size,
                              partitions=self._output_partitions, max_bytes=PROCESSED_ENVELOPE_BYTES):
             await checkpoint.send(self._output, encode_processed_envelope(envelope.events), key=envelope.key,
-                                  partition=envelope.partition, headers=[count_header(len(envelope.events))])
+                                  partition=envelope.partition,
+                                  headers=[count_header(len(envelope.events)), *stamp])
         if self._taps:
             await self._send_rekeyed(checkpoint, result.passed)
         if self._warnings_topic is not None and result.warned:
             admitted = await self._warnings.admit(result.warned)
             if admitted:
                 await checkpoint.send(self._warnings_topic, WARNINGS.encode({"warnings": admitted}),
-                                      headers=[count_header(len(admitted))])
+                                      headers=[count_header(len(admitted)), *stamp])
                 checkpoint.after_commit(lambda: telemetry.WARNINGS_EMITTED.inc(len(admitted)))
         await self._send_outbox(checkpoint)
         checkpoint.after_commit(lambda: telemetry.EVENTS_PROCESSED.inc(len(processed)))

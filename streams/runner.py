@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ class _Step:
         self.dead_lettered = telemetry.EVENTS_DEAD_LETTERED.labels(stage.name)
         self.retries = telemetry.STAGE_RETRIES.labels(stage.name)
         self.timeouts = telemetry.STAGE_TIMEOUTS.labels(stage.name)
+        self.seconds = telemetry.STAGE_SECONDS.labels(stage.name)
         self.logged_errors: set[str] = set()  # error types whose traceback this stage has logged
 
 
@@ -110,7 +112,9 @@ class StageRunner:
         for step in self._steps:
             if not live:
                 break
+            started = time.perf_counter()
             outcomes = await self._settle(step, live)
+            step.seconds.observe(time.perf_counter() - started)
             survivors: list[PipelineEvent] = []
             dropped: Counter[str] = Counter()
             for event, outcome in zip(live, outcomes, strict=True):

@@ -60,3 +60,33 @@ CANARY_SECONDS = Histogram(
 CANARY_FRESHNESS = Gauge(
     "headwater_canary_freshness_seconds", "The last canary heartbeat's age when it was found in ClickHouse."
 )
+
+EVENTS_RECEIVED = Counter(
+    "headwater_stream_events_received", "Events the pipeline read from its sources (decoded from raw envelopes).")
+STAGE_SECONDS = Histogram(
+    "headwater_stream_stage_seconds", "Time one stage took for one batch (its retries and splitting included).",
+    ["stage"], buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+DEAD_LETTERS = Counter(
+    "headwater_stream_dead_letters",
+    "Dead letters Kafka acknowledged, by stage (a pipeline stage, decode, sink:<name>, agent_<name>) and reason.",
+    ["stage", "reason"],
+)
+
+# Consumer lag, measured every few seconds by streams.lag_metrics for the partitions this worker has.
+_PARTITION = ["group", "topic", "partition"]
+CONSUMER_LAG_MESSAGES = Gauge(
+    "headwater_consumer_lag_messages", "Messages after the group's committed offset (log end - committed).", _PARTITION)
+CONSUMER_LAG_SECONDS = Gauge(
+    "headwater_consumer_lag_seconds",
+    "Age of the oldest message the group has not committed (its Kafka timestamp); 0 when caught up.", _PARTITION)
+CONSUMER_COMMITTED_OFFSET = Gauge(
+    "headwater_consumer_committed_offset", "The group's committed offset (STALL: it stops moving while lag > 0).",
+    _PARTITION)
+CONSUMER_ASSIGNED_PARTITIONS = Gauge(
+    "headwater_consumer_assigned_partitions", "Partitions this worker's consumer of the group has assigned.", ["group"])
+CONSUMER_PARTITIONS = Gauge(
+    "headwater_consumer_partitions",
+    "Partitions of the topics the group reads (summed assignments below this: partitions no worker reads).", ["group"])
+CONSUMER_LAG_PROBE_FAILURES = Counter(
+    "headwater_consumer_lag_probe_failures", "Lag measurements that failed (Kafka did not answer in time).")

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from headwater.runtime.topology import Topology, WindowSpec
+from streams import lag_metrics
 from streams.errors import WindowError
 from streams.windows.runner import Aggregator, Message, Out, Rekeyer, Stored
 
@@ -31,8 +32,9 @@ def consumer_group(app_id: str, window: str, step: str = "") -> str:
 class KafkaWindowIO:
     """``WindowIO`` over one consumer (its group's offsets, committed by ``commit``) and a producer."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, topic: str, group: str = "") -> None:
         self._consumer = consumer
+        self._group = group
         self._producer = producer
         self._topic = topic
         self._revoked: set[int] = set()
@@ -47,7 +49,7 @@ class KafkaWindowIO:
             heartbeat_interval_ms=2_000, max_poll_interval_ms=MAX_POLL_SECONDS * 1000)
         producer = AIOKafkaProducer(bootstrap_servers=kafka, client_id=group, acks="all", enable_idempotence=True,
                                     linger_ms=5, compression_type="lz4")
-        return cls(consumer, producer, topic)
+        return cls(consumer, producer, topic, group)
 
     async def start(self) -> None:
         from aiokafka.abc import ConsumerRebalanceListener
@@ -64,8 +66,10 @@ class KafkaWindowIO:
         await self._producer.start()
         self._consumer.subscribe([self._topic], listener=Listener())
         await self._consumer.start()
+        lag_metrics.watch(self._group, self._consumer.assignment)
 
     async def stop(self) -> None:
+        lag_metrics.unwatch(self._group)
         await self._consumer.stop()
         await self._producer.stop()
 
