@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import faust
 
 from headwater.runtime.topology import Topology
+from headwater.runtime.topology.readers import readers
 from streams import telemetry
 
 log = logging.getLogger("headwater.worker")
@@ -62,17 +63,12 @@ def unwatch(group: str) -> None:
 
 
 def topology_groups(topology: Topology) -> dict[str, tuple[str, ...]]:
-    """Every consumer group the worker runs for ``topology``, and the topics it reads there."""
-    app = topology.app_id
-    groups: dict[str, tuple[str, ...]] = {
-        app: tuple(dict.fromkeys([*topology.pipeline.sources, *(sink.source for sink in topology.sinks)]))}
-    for agent in topology.agents:
-        groups[f"{app}-agent_{agent.name}"] = (agent.source,)
-    for window in topology.windows:
-        groups[f"{app}-window_{window.name}"] = (window.repartition(app),)
-        if not topology.rekeyed_by_pipeline(window):
-            groups[f"{app}-window_{window.name}-rekey"] = (window.source,)
-    return groups
+    """Every consumer group the worker runs for ``topology``, and the topics it reads there
+    (``headwater.runtime.topology.readers``: the readers ``headwater lag`` shows, by group)."""
+    groups: dict[str, list[str]] = {}
+    for reader in readers(topology):
+        groups.setdefault(reader.group, []).extend(reader.topics)
+    return {group: tuple(dict.fromkeys(topics)) for group, topics in groups.items()}
 
 
 @dataclass(frozen=True)

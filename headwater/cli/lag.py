@@ -10,9 +10,9 @@ from rich.live import Live
 from rich.table import Table
 
 from headwater.cli.output import JsonFlag, console, print_json, say, settings, topology
-from headwater.ops.groups import Reader, readers
 from headwater.ops.lag import LagProbe, LagReport, PartitionLag, Sampler
 from headwater.ops.status import Status, fails, worst
+from headwater.runtime.topology.readers import Reader, readers
 from headwater.stack.endpoints import resolve_service
 
 COLOURS = {Status.OK: "green", Status.WARN: "yellow", Status.STALL: "red", Status.STOP: "red", Status.ERR: "red"}

@@ -71,8 +71,8 @@ def status(as_json: JsonFlag = False) -> None:
 
 def pipeline_lag(current: Settings) -> dict[str, Any]:
     """Each reader's status, lag and lag in seconds over 2 samples a second apart, or why there is none."""
-    from headwater.ops.groups import readers
     from headwater.ops.lag import LagProbe, Sampler
+    from headwater.runtime.topology.readers import readers
 
     try:
         probe = LagProbe(resolve_service(current, "kafka"))

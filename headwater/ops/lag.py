@@ -20,8 +20,8 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]  # untyped
 
 from headwater.errors import NotRunningError
-from headwater.ops.groups import Reader
 from headwater.ops.status import Sample, Status, judge, worst
+from headwater.runtime.topology.readers import Reader
 
 TIMEOUT = 10.0
 OLDEST_TIMEOUT = 5.0

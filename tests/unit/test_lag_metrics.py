@@ -97,7 +97,7 @@ def test_published_gauges_follow_the_assignment() -> None:
 
 
 def test_the_groups_of_a_topology_are_those_headwater_lag_reads() -> None:
-    from headwater.ops.groups import readers
+    from headwater.runtime.topology.readers import readers
 
     default_topology = load_topology(DEFAULT_TOPOLOGY)
     assert default_topology.windows  # the default has windows: their groups are covered too

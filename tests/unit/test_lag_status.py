@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from headwater.ops.groups import readers
 from headwater.ops.status import Sample, Status, fails, judge, worst
 from headwater.runtime.topology import load_topology
+from headwater.runtime.topology.readers import readers
 from tests.conftest import DEFAULT_TOPOLOGY
 
 

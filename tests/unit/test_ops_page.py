@@ -13,7 +13,6 @@ import pytest
 
 from headwater.cli.ops import is_loopback
 from headwater.dead_letters import DeadLetter
-from headwater.ops.groups import readers
 from headwater.ops.page import dlq as dlq_module
 from headwater.ops.page.app import STATIC, create_app
 from headwater.ops.page.collector import Collector
@@ -23,6 +22,7 @@ from headwater.ops.page.history import History, Point, point
 from headwater.ops.page.metrics import WorkerMetrics, parse, rates
 from headwater.runtime.settings import Settings
 from headwater.runtime.topology import load_topology
+from headwater.runtime.topology.readers import readers
 from tests.support import DEFAULT_TOPOLOGY
 
 METRICS = """\

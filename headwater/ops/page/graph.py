@@ -23,7 +23,7 @@ class Node:
     id: str
     kind: str  # gateway, topic, stage, sink, agent, window
     label: str
-    reader: str | None  # the role in the lag report whose status colours it (``headwater.ops.groups``)
+    reader: str | None  # the role in the lag report whose status colours it (``headwater.runtime.topology.readers``)
     layer: int = 0
     row: int = 0
 

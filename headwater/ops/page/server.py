@@ -6,13 +6,13 @@ from collections.abc import Mapping, Sequence
 
 from starlette.types import ASGIApp
 
-from headwater.ops.groups import readers
 from headwater.ops.lag import LagProbe, Sampler
 from headwater.ops.page.app import create_app
 from headwater.ops.page.collector import Collector
 from headwater.ops.page.dlq import DeadLetterTally
 from headwater.ops.page.graph import layout
 from headwater.runtime.topology import Topology
+from headwater.runtime.topology.readers import readers
 
 
 def build(topology: Topology, bootstrap: str, metrics_url: str, *, interval: float = 2.0, window: float = 10.0,

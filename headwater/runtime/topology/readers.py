@@ -1,4 +1,5 @@
-"""The consumer groups a topology runs, and the topics each reads: what ``headwater lag`` watches.
+"""The consumer groups a topology runs, and the topics each reads: what ``headwater lag`` and the
+worker's lag metrics (``streams.lag_metrics``) watch.
 
 The worker's Faust app reads the pipeline's sources and every sink's source in one group (the
 ``app_id``); each plugin agent reads in ``<app_id>-agent_<name>``; each window aggregates in
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from headwater.runtime.topology import Topology
+from headwater.runtime.topology.model import Topology
 
 
 @dataclass(frozen=True)
