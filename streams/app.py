@@ -84,6 +84,7 @@ class WorkerOptions:
 
     web_port: int
     data_dir: Path
+    web_host: str = "127.0.0.1"
     token_cache_seconds: float = 30.0
     canary: CanaryOptions | None = None
 
@@ -106,7 +107,9 @@ def build_app(topology: Topology, endpoints: Endpoints, options: WorkerOptions) 
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
         web_enabled=True,
-        web_host="127.0.0.1",
+        # Faust listens on web_bind (its default: every interface) and names itself by web_host.
+        web_bind=options.web_host,
+        web_host=options.web_host,
         web_port=options.web_port,
         datadir=str(options.data_dir),
         autodiscover=False,
@@ -283,6 +286,7 @@ def run_worker(settings: Settings, endpoints: Endpoints, topology: Topology, log
     uvloop.install()
     options = WorkerOptions(
         web_port=settings.worker_web_port,
+        web_host=settings.worker_web_host,
         data_dir=settings.state_dir / "faust" / topology.app_id,
         token_cache_seconds=settings.token_cache_seconds,
         canary=CanaryOptions(tuple(settings.canary_tokens), settings.canary_seconds,

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     worker_web_port: int = 6066
+    worker_web_host: str = Field(
+        "127.0.0.1", description="Where the worker's web server (/_liveness, /_readiness, /metrics) listens: "
+        "loopback unless told otherwise (a container sets 0.0.0.0 so that probes and Prometheus reach it).")
     ops_host: str = Field("127.0.0.1", description="Where the ops page (`headwater ops`) listens: loopback only, "
                                                    "unless told otherwise.")
     ops_port: int = Field(8100, description="The ops page's port.")
