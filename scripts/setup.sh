@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make setup: install what Headwater needs, idempotently, on a machine that may have none of it.
 #   system packages (Java, Maven, Postgres, Redis) · .venv with the project and its dev and chdb extras · Kafka jars
-# `scripts/setup.sh bench` (make bench) also makes .venv-quix, the Quix Streams baseline's own venv.
+# `scripts/setup.sh bench` (make bench) also makes .venv-quix, the Quix Streams baseline's own venv;
+# `scripts/setup.sh helm` also builds helm for the Helm chart's test (deploy/helm/headwater).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +71,26 @@ fi
 # --- Kafka jars ------------------------------------------------------------------------
 step "Kafka jars (Maven Central, cached once)"
 .venv/bin/headwater install-kafka
+
+# --- helm, for the chart's test (scripts/setup.sh helm only) --------------------------------
+# Built from its Go module (the Go module proxy serves it) into Headwater's cache directory, once
+# per version. Not part of a plain `make setup`: the first build takes ~10 minutes on a busy
+# 2-core machine (6.5 CPU-minutes); tests/unit/test_helm_chart.py finds it there and, without it,
+# checks only the chart's static files.
+HELM_VERSION=v4.3.2
+if [[ "${1:-}" == helm ]]; then
+  helm_dir="${HEADWATER_CACHE_DIR:-$HOME/.cache/headwater}/helm-$HELM_VERSION"
+  if [[ -x $helm_dir/helm ]]; then
+    step "helm $HELM_VERSION: present in $helm_dir"
+  elif command -v go >/dev/null 2>&1; then
+    step "building helm $HELM_VERSION with go install into $helm_dir (~10 minutes the first time)"
+    mkdir -p "$helm_dir"
+    GOBIN="$helm_dir" go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+  else
+    echo "Go is needed to build helm (Debian: golang-go, or https://go.dev/dl); or install helm $HELM_VERSION on PATH" >&2
+    exit 1
+  fi
+fi
 
 # --- The benchmark's Quix Streams baseline (make bench only) ------------------------------
 if [[ "${1:-}" == bench ]]; then
