@@ -1,0 +1,148 @@
+"""``migrate``, ``query`` and the sink against a real ClickHouse server (18.16, Debian's package), over the
+native protocol (``clickhouse://``) and HTTP (``http://``). The sink compliance suite runs there too
+(``test_sink_contract``: ``clickhouse:native-18.16``, ``clickhouse:http-18.16``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+import pytest
+
+from headwater.migrate import migrate_clickhouse
+from schemas.clickhouse import TABLES
+from schemas.events import ProcessedEvent
+from schemas.serializer import encode_envelope
+from sinks.base import SourceEnvelope
+from sinks.clickhouse.client import connect
+from sinks.clickhouse.rows import EVENTS
+from sinks.clickhouse.sink import ClickHouseSink
+from tests.support import ROOT
+from tests.support.clickhouse_server import ClickHouseServer
+
+TRANSPORTS = ["native_url", "http_url"]
+
+
+def _url(server: ClickHouseServer, transport: str, database: str = "default") -> str:
+    return str(getattr(server, transport)).rsplit("/", 1)[0] + f"/{database}"
+
+
+async def _fresh_database(server: ClickHouseServer) -> str:
+    database = f"hw_{uuid.uuid4().hex[:10]}"
+    client = connect(server.native_url)
+    try:
+        await client.command(f"CREATE DATABASE {database}")
+    finally:
+        await client.aclose()
+    return database
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_migrate_makes_the_legacy_layout_and_can_run_again(clickhouse_server: ClickHouseServer,
+                                                               transport: str) -> None:
+    database = await _fresh_database(clickhouse_server)
+    url = _url(clickhouse_server, transport, database)
+    said: list[str] = []
+    for _ in range(2):
+        await migrate_clickhouse(url, said.append)
+    assert "server 18.16" in said[-1]
+    assert "legacy types" in said[-1]
+    client = connect(url)
+    try:
+        server = await client.server()
+        tables = await client.select(f"SELECT name FROM system.tables WHERE database = '{database}' ORDER BY name")
+        columns = await client.select(f"SELECT name, type FROM system.columns WHERE database = '{database}' "
+                                      "AND table = 'events'")
+    finally:
+        await client.aclose()
+    assert server.version.startswith("18.16.")
+    assert [r[0] for r in tables.rows] == sorted(t.name for t in TABLES)
+    types = {r[0]: r[1] for r in columns.rows}
+    assert types["timestamp"] == "DateTime('UTC')"
+    assert types["historical_migration"] == "UInt8"
+
+
+def _record(**overrides: Any) -> ProcessedEvent:
+    base = ProcessedEvent(
+        uuid=str(uuid.uuid4()), event="$pageview", properties='{"$current_url": "/", "ü": "✓"}',
+        timestamp=1_700_000_000_123_456, team_id=7, distinct_id="user-ü", elements_chain="a:b",
+        created_at=1_700_000_001_654_321, person_id=str(uuid.uuid4()), person_properties='{"plan": "pro"}',
+        person_created_at=None, person_mode="propertyless", group_0="acme", group_1="", group_2="g2",
+        group_3="", group_4="g4", historical_migration=True,
+    )
+    return ProcessedEvent(**{**base, **overrides})  # type: ignore[typeddict-item]
+
+
+async def test_native_and_http_write_the_same_values(clickhouse_server: ClickHouseServer) -> None:
+    """The two transports type values their own way (driver blocks, JSONEachRow): the rows must not differ."""
+    records = [_record(), _record(distinct_id="user-2", person_created_at=1_600_000_000_500_000,
+                                  historical_migration=False, person_mode="full")]
+    value = encode_envelope("processed_envelope", [dict(r) for r in records])
+    tables = {transport: f"servers_{transport[:4]}_{uuid.uuid4().hex[:8]}" for transport in TRANSPORTS}
+    client = connect(clickhouse_server.native_url)
+    try:
+        for transport, table in tables.items():
+            await client.command(f"CREATE TABLE {table} AS events")
+            sink = ClickHouseSink(f"servers_{transport}", connect(getattr(clickhouse_server, transport)), table,
+                                  EVENTS)
+            sink.write([SourceEnvelope(value, None, len(records))])
+            result = await sink.flush()
+            await sink.close()
+            assert (result.written, result.rejected, result.unwritten) == (2, [], [])
+        columns = ", ".join(f"toString(`{c}`)" for c in EVENTS.columns if c != "uuid")
+        rows = {transport: (await client.select(f"SELECT {columns} FROM {table} ORDER BY distinct_id")).rows
+                for transport, table in tables.items()}
+    finally:
+        for table in tables.values():
+            await client.command(f"DROP TABLE IF EXISTS {table}")
+        await client.aclose()
+    assert rows["native_url"] == rows["http_url"]
+    first, second = rows["native_url"]
+    assert first[2] == "2023-11-14 22:13:20"  # whole seconds: 18.16 has no DateTime64
+    assert first[9] == "0000-00-00 00:00:00"  # person_created_at missing: the column's default
+    assert second[9] == "2020-09-13 12:26:40"
+    assert (first[10], first[16]) == ("propertyless", "1")
+
+
+async def test_the_sinks_healthcheck_answers(clickhouse_server: ClickHouseServer) -> None:
+    for transport in TRANSPORTS:
+        sink = ClickHouseSink("servers_health", connect(getattr(clickhouse_server, transport)), "events", EVENTS)
+        try:
+            health = await sink.healthcheck()
+        finally:
+            await sink.close()
+        assert health.ok, health.detail
+
+
+def _query(url: str, *args: str) -> tuple[int, str, str]:
+    env = {**os.environ, "COLUMNS": "200", "HEADWATER_CLICKHOUSE_URL": url}
+    done = subprocess.run([sys.executable, "-m", "headwater.cli", "query", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env=env, check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_query_runs_statements_with_and_without_rows(clickhouse_server: ClickHouseServer, transport: str) -> None:
+    url = getattr(clickhouse_server, transport)
+    table = f"query_{transport[:4]}_{uuid.uuid4().hex[:8]}"
+    code, _, err = _query(url, f"CREATE TABLE {table} (a Int32, s String) ENGINE = MergeTree ORDER BY a")
+    assert code == 0, err
+    try:
+        assert "ok: the statement ran and returns no rows" in err
+        code, _, err = _query(url, f"INSERT INTO {table} SELECT number, toString(number) FROM system.numbers LIMIT 2")
+        assert code == 0, err
+        code, out, err = _query(url, "--format", "json", f"SELECT a, s FROM {table} ORDER BY a;")
+        assert code == 0, err
+        assert json.loads(out) == [{"a": 0, "s": "0"}, {"a": 1, "s": "1"}]
+        assert _query(url, "-f", "csv", f"SELECT a, s FROM {table} ORDER BY a")[1] == "a,s\n0,0\n1,1\n"
+        code, _, err = _query(url, "SELEC 1")
+        assert code == 1
+        assert "ClickHouse refused the statement:" in err
+        assert "Code: 62" in err
+        assert "Traceback" not in err
+    finally:
+        _query(url, f"DROP TABLE IF EXISTS {table}")
