@@ -6,7 +6,8 @@ Each table is described once (``Table``) and rendered by ``statements`` for a ``
   ``now64(6)``), for chDB and current servers;
 - **legacy** (``Layout(legacy=True)``): the same tables in the types a 2018 server has
   (ClickHouse 18.16, Debian's package): ``DateTime64(p, 'UTC')`` becomes ``DateTime('UTC')``
-  (times keep whole seconds), ``Bool`` becomes ``UInt8``, ``now64(6)`` becomes ``now()``;
+  (times keep whole seconds), ``Bool`` becomes ``UInt8``, ``now64(6)`` becomes ``now()``, and
+  ``events`` sorts by ``cityHash64(toString(uuid))`` (18.16's ``cityHash64`` takes no UUID);
 - **cluster** (``Layout(cluster=name, database=db)``): every table ``ON CLUSTER name`` as a
   ``ReplicatedReplacingMergeTree``. Tables of per-event rows are sharded: ``<table>_local`` holds
   each shard's part (ZooKeeper path ``/clickhouse/tables/{shard}/<db>.<table>_local``) and a
@@ -48,6 +49,8 @@ class Table:
     partition_by: str | None = None
     shard_by: str | None = None
     """In a cluster, the Distributed table's sharding key; None: the table is whole on every node."""
+    legacy_order_by: str | None = None
+    """The sorting key in the legacy layout, where it differs (18.16's functions take fewer types)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ EVENTS = Table(
     order_by="(team_id, toDate(timestamp), event, cityHash64(distinct_id), cityHash64(uuid))",
     partition_by="toYYYYMM(timestamp)",
     shard_by="sipHash64(distinct_id)",
+    legacy_order_by="(team_id, toDate(timestamp), event, cityHash64(distinct_id), cityHash64(toString(uuid)))",
 )
 
 INGESTION_WARNINGS = Table(
@@ -148,9 +152,10 @@ def _columns(table: Table, legacy: bool) -> str:
     return "(\n" + ",\n".join(lines) + "\n)"
 
 
-def _keys(table: Table) -> str:
+def _keys(table: Table, legacy: bool) -> str:
     partition = f"PARTITION BY {table.partition_by}\n" if table.partition_by else ""
-    return f"{partition}ORDER BY {table.order_by}"
+    order_by = table.legacy_order_by if legacy and table.legacy_order_by else table.order_by
+    return f"{partition}ORDER BY {order_by}"
 
 
 def _engine(table: Table, layout: Layout, name: str) -> str:
@@ -170,15 +175,15 @@ def table_statements(table: Table, layout: Layout) -> list[str]:
     columns = _columns(table, layout.legacy)
     if layout.cluster is None:
         return [f"CREATE TABLE IF NOT EXISTS {table.name}\n{columns}\n"
-                f"ENGINE = {_engine(table, layout, table.name)}\n{_keys(table)}"]
+                f"ENGINE = {_engine(table, layout, table.name)}\n{_keys(table, layout.legacy)}"]
     db, cluster = layout.database, layout.cluster
     if table.shard_by is None:
         return [f"CREATE TABLE IF NOT EXISTS {db}.{table.name} ON CLUSTER {cluster}\n{columns}\n"
-                f"ENGINE = {_engine(table, layout, table.name)}\n{_keys(table)}"]
+                f"ENGINE = {_engine(table, layout, table.name)}\n{_keys(table, layout.legacy)}"]
     local = f"{table.name}_local"
     return [
         f"CREATE TABLE IF NOT EXISTS {db}.{local} ON CLUSTER {cluster}\n{columns}\n"
-        f"ENGINE = {_engine(table, layout, local)}\n{_keys(table)}",
+        f"ENGINE = {_engine(table, layout, local)}\n{_keys(table, layout.legacy)}",
         f"CREATE TABLE IF NOT EXISTS {db}.{table.name} ON CLUSTER {cluster} AS {db}.{local}\n"
         f"ENGINE = Distributed({cluster}, {db}, {local}, {table.shard_by})",
     ]

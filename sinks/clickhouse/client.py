@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import struct
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from sinks.clickhouse.server import Server
 from sinks.clickhouse.values import converter
 from sinks.errors import PermanentSinkError, RetriableSinkError
 
+INLINE_INSERT = re.compile(r"\s*INSERT\b(?:(?!\bSELECT\b).)*?\b(?:VALUES|FORMAT)\b", re.IGNORECASE | re.DOTALL)
+"""An INSERT with its rows in the statement (``VALUES (…)``, ``FORMAT X <data>``), not ``INSERT … SELECT``."""
 DISTRIBUTED_SYNC = {"insert_distributed_sync": "1"}
 """Settings of every insert in a cluster (see the module docstring)."""
 
@@ -218,6 +221,10 @@ class NativeClickHouse:
     async def _run(self, sql: str, *args: Any, **kwargs: Any) -> Any:
         from clickhouse_driver import errors as ch_errors
 
+        if not args and INLINE_INSERT.match(sql):
+            # the server would wait for blocks the driver never sends (until its 300 s timeout)
+            raise PermanentSinkError("over the native protocol an INSERT takes its rows as blocks, not in the SQL: "
+                                     "use INSERT … SELECT, or an http:// URL for INSERT … VALUES / FORMAT")
         try:
             async with self._turn:
                 return await asyncio.to_thread(self._client.execute, sql, *args, **kwargs)

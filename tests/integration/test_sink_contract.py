@@ -103,9 +103,8 @@ class ClickHouseContract:
         return {**self.record(), "person_mode": "not a person mode"}  # an Enum8 column refuses it
 
     async def count(self, endpoints: Endpoints, config: dict[str, Any], record: Record) -> int:
-        # toUUID: 18.16 compares a UUID with a UUID only
-        sql = f"SELECT count() FROM {config['table']} FINAL WHERE uuid = toUUID('{record['uuid']}')"
-        return int((await select(endpoints, sql)).rows[0][0])
+        result = await select(endpoints, f"SELECT count() FROM {config['table']} FINAL WHERE uuid = '{record['uuid']}'")
+        return int(result.rows[0][0])
 
     def unreachable(self, endpoints: Endpoints) -> Endpoints:
         native = endpoints.clickhouse.startswith("clickhouse://")
@@ -200,15 +199,22 @@ class Built:
 
 
 @pytest.fixture(params=sorted(CONTRACTS))
-async def built(request: pytest.FixtureRequest) -> AsyncIterator[Built]:
-    contract = CONTRACTS[request.param]
+def contract_endpoints(request: pytest.FixtureRequest) -> tuple[str, Endpoints]:
+    """The contract's key and where its destination is (set up here, outside the event loop: the
+    session fixtures run ``asyncio.run``)."""
     if request.param in ON_SERVER:  # a ClickHouse server alone: no local stack needed
         server = request.getfixturevalue("clickhouse_server")
-        endpoints = Endpoints(kafka="", postgres="", redis="", clickhouse=getattr(server, ON_SERVER[request.param]))
-    else:
-        endpoints = request.getfixturevalue("stack")
+        return request.param, Endpoints(kafka="", postgres="", redis="",
+                                        clickhouse=getattr(server, ON_SERVER[request.param]))
+    return request.param, request.getfixturevalue("stack")
+
+
+@pytest.fixture
+async def built(contract_endpoints: tuple[str, Endpoints]) -> AsyncIterator[Built]:
+    key, endpoints = contract_endpoints
+    contract = CONTRACTS[key]
     config = await contract.destination(endpoints)
-    yield Built(contract, endpoints, config, _type(request.param))
+    yield Built(contract, endpoints, config, _type(key))
     await contract.remove(endpoints, config)
 
 

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from schemas.events import ProcessedEvent
 from schemas.serializer import encode_envelope
 from sinks.base import SourceEnvelope
-from sinks.clickhouse.client import QueryResult
+from sinks.clickhouse.client import INLINE_INSERT, QueryResult
 from sinks.clickhouse.rows import EVENTS, event_row
 from sinks.clickhouse.server import Server
 from sinks.clickhouse.sink import ClickHouseSink
@@ -132,3 +132,16 @@ async def test_an_empty_flush_asks_nothing() -> None:
     sink = ClickHouseSink("servers_empty", client, "events", EVENTS)
     assert (await sink.flush()).written == 0
     assert client.unreachable_for == 1
+
+
+@pytest.mark.parametrize(("sql", "inline"), [
+    ("INSERT INTO t VALUES (1, 'x')", True),
+    ("insert into t (a, s) format JSONEachRow {\"a\": 1}", True),
+    ("INSERT INTO t VALUES ('select')", True),
+    ("INSERT INTO t SELECT number, 'values' FROM numbers(2)", False),
+    ("INSERT INTO t (a) SELECT 1 FORMAT Native", False),
+    ("SELECT 'INSERT INTO t VALUES'", False),
+])
+def test_the_native_client_knows_an_insert_with_its_rows_in_the_sql(sql: str, inline: bool) -> None:
+    """Such an INSERT would hang on the native protocol (the server waits for blocks): it is refused at once."""
+    assert bool(INLINE_INSERT.match(sql)) is inline
