@@ -19,7 +19,7 @@ from schemas.events import ProcessedEvent
 from schemas.serializer import encode_envelope
 from sinks.base import SourceEnvelope
 from sinks.clickhouse.client import connect
-from sinks.clickhouse.rows import EVENTS
+from sinks.clickhouse.rows import EVENTS, ROW_FORMATS
 from sinks.clickhouse.sink import ClickHouseSink
 from tests.support import ROOT
 from tests.support.clickhouse_server import ClickHouseServer
@@ -108,6 +108,45 @@ async def test_native_and_http_write_the_same_values(clickhouse_server: ClickHou
     assert second[9] == "2020-09-13 12:26:40"
     assert (first[10], first[16], second[10], second[16]) == ("propertyless", "1", "full", "0")
     assert first[1] == '{"$current_url": "/", "ü": "✓"}'  # text arrives as it was sent
+
+
+_T = 1_700_000_000_123_456
+RECORDS: dict[str, dict[str, Any]] = {
+    "ingestion_warnings": {"team_id": 1, "source": "validate", "type": "invalid_event", "event_uuid": str(uuid.uuid4()),
+                           "details": "{}", "timestamp": _T},
+    "person": {"id": str(uuid.uuid4()), "created_at": _T, "team_id": 1, "properties": '{"a": 1}',
+               "is_identified": True, "is_deleted": False, "version": 3},
+    "person_distinct_id2": {"team_id": 1, "distinct_id": "d", "person_id": str(uuid.uuid4()), "is_deleted": False,
+                            "version": 2},
+    "person_distinct_id_overrides": {"team_id": 1, "distinct_id": "d", "person_id": str(uuid.uuid4()),
+                                     "is_deleted": True, "version": 2},
+    "groups": {"group_type_index": 0, "group_key": "acme", "created_at": _T, "team_id": 1, "properties": "{}",
+               "version": 1},
+    "event_rollups": {"key": '{"team_id": 1, "event": "$pageview"}',
+                      "values": '{"events": 3, "unique_distinct_ids": 2}', "start": _T, "end": _T + 60_000_000,
+                      "emitted_at": _T + 61_000_000},
+}
+"""A record of every other kind the sink writes, as its row format reads it."""
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_every_table_takes_its_rows(clickhouse_server: ClickHouseServer, transport: str) -> None:
+    assert set(RECORDS) == set(ROW_FORMATS) - {"events"}
+    admin, client = connect(clickhouse_server.native_url), connect(getattr(clickhouse_server, transport))
+    made: list[str] = []
+    try:
+        for records, record in RECORDS.items():
+            table = f"rows_{records}_{uuid.uuid4().hex[:8]}"
+            await admin.command(f"CREATE TABLE {table} AS {records}")
+            made.append(table)
+            fmt = ROW_FORMATS[records]
+            await client.insert(table, fmt.columns, [fmt.row_of(record)])
+            assert (await admin.select(f"SELECT count() FROM {table}")).rows == [[1]], records
+    finally:
+        for table in made:
+            await admin.command(f"DROP TABLE IF EXISTS {table}")
+        await admin.aclose()
+        await client.aclose()
 
 
 async def test_the_sinks_healthcheck_answers(clickhouse_server: ClickHouseServer) -> None:
