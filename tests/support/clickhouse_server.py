@@ -3,7 +3,8 @@
 ``clickhouse_server(directory)`` writes a config of its own under ``directory`` (data, logs,
 users), picks free loopback ports for the native protocol and HTTP, starts the server as a
 child process (no init system), waits until both ports answer, and stops it at the end. The
-installed package's own config and its service are left alone.
+installed package's own config and its service are left alone. Its config names a one-node
+cluster (``CLUSTER``) so that writes through a ``Distributed`` table can be tried.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from pathlib import Path
 import httpx
 
 BINARY = "clickhouse-server"
+CLUSTER = "headwater_one_node"
+"""A cluster of this server alone (``remote_servers``): a Distributed table works over it; replicated tables and
+``ON CLUSTER`` need ZooKeeper, which the server has not."""
 
 _CONFIG = """<?xml version="1.0"?>
 <yandex>
@@ -44,6 +48,11 @@ _CONFIG = """<?xml version="1.0"?>
     <uncompressed_cache_size>67108864</uncompressed_cache_size>
     <max_concurrent_queries>20</max_concurrent_queries>
     <mlock_executable>false</mlock_executable>
+    <remote_servers>
+        <{cluster}>
+            <shard><replica><host>127.0.0.1</host><port>{native_port}</port></replica></shard>
+        </{cluster}>
+    </remote_servers>
 </yandex>
 """
 
@@ -115,7 +124,8 @@ def clickhouse_server(directory: Path, timeout: float = 60.0) -> Iterator[ClickH
         (directory / sub).mkdir(exist_ok=True)
     native_port, http_port = _free_port(), _free_port()
     config = directory / "config.xml"
-    config.write_text(_CONFIG.format(dir=directory, http_port=http_port, native_port=native_port))
+    config.write_text(_CONFIG.format(dir=directory, http_port=http_port, native_port=native_port,
+                                      cluster=CLUSTER))
     (directory / "users.xml").write_text(_USERS)
     out = (directory / "log" / "stdout.log").open("wb")
     process = subprocess.Popen([_binary(), f"--config-file={config}"], cwd=directory, stdout=out,
