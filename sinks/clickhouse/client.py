@@ -202,6 +202,14 @@ class HttpClickHouse:
         await self._http.aclose()
 
 
+def _one_line(exc: Exception) -> str:
+    """A driver error as ``Code: N. message``: clickhouse-driver puts the message on a second line, and an old
+    server appends its stack trace to it."""
+    code, message = getattr(exc, "code", None), str(getattr(exc, "message", "") or exc)
+    message = " ".join(message.split("Stack trace:", 1)[0].split())
+    return f"Code: {code}. {message}" if code is not None else message
+
+
 class NativeClickHouse:
     """A ClickHouse server through clickhouse-driver (native protocol, port 9000).
 
@@ -231,7 +239,7 @@ class NativeClickHouse:
         except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError) as exc:
             raise RetriableSinkError(f"ClickHouse is unreachable: {exc}") from exc
         except ch_errors.Error as exc:
-            raise PermanentSinkError(str(exc)) from exc
+            raise PermanentSinkError(_one_line(exc)) from exc
         except (ValueError, TypeError, OverflowError, struct.error) as exc:  # the driver typing a value
             raise PermanentSinkError(f"a value does not fit its column: {exc}") from exc
 
