@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from headwater.migrate import migrate_clickhouse
-from schemas.clickhouse import TABLES
+from schemas.clickhouse import TABLES, Layout, statements
 from schemas.events import ProcessedEvent
 from schemas.serializer import encode_envelope
 from sinks.base import SourceEnvelope
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.rows import EVENTS, ROW_FORMATS
 from sinks.clickhouse.sink import ClickHouseSink
+from sinks.errors import PermanentSinkError
 from tests.support import ROOT
 from tests.support.clickhouse_server import CLUSTER, ClickHouseServer
 
@@ -227,3 +228,15 @@ async def test_in_cluster_mode_the_sink_writes_through_a_distributed_table(click
         for table in (front, local):
             await admin.command(f"DROP TABLE IF EXISTS {table}")
         await admin.aclose()
+
+
+async def test_the_servers_own_parser_takes_every_cluster_statement(clickhouse_server: ClickHouseServer) -> None:
+    """18.16 cannot run ON CLUSTER here (no ZooKeeper, so no distributed DDL), but it parses a statement before it
+    says so: each legacy cluster statement gets that answer, not a syntax error (code 62)."""
+    client = connect(clickhouse_server.native_url)
+    try:
+        for statement in statements(Layout(legacy=True, cluster=CLUSTER, database="default")):
+            with pytest.raises(PermanentSinkError, match="DDL background thread is not initialized"):
+                await client.command(statement)
+    finally:
+        await client.aclose()

@@ -8,7 +8,10 @@ from collections.abc import Sequence
 
 import pytest
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 
+from headwater.runtime.settings import Settings
+from headwater.stack.endpoints import resolve_endpoints
 from schemas.events import ProcessedEvent
 from schemas.serializer import encode_envelope
 from sinks.base import SourceEnvelope
@@ -145,3 +148,13 @@ async def test_an_empty_flush_asks_nothing() -> None:
 def test_the_native_client_knows_an_insert_with_its_rows_in_the_sql(sql: str, inline: bool) -> None:
     """Such an INSERT would hang on the native protocol (the server waits for blocks): it is refused at once."""
     assert bool(INLINE_INSERT.match(sql)) is inline
+
+
+def test_the_cluster_setting_reaches_the_endpoints_and_must_be_a_plain_name() -> None:
+    given = {"kafka_bootstrap": "k:9092", "postgres_dsn": "postgresql://p/x", "redis_url": "redis://r",
+             "clickhouse_url": "clickhouse://ch:9000/headwater"}
+    endpoints = resolve_endpoints(Settings(**given, clickhouse_cluster="analytics"))  # type: ignore[arg-type]
+    assert (endpoints.clickhouse, endpoints.clickhouse_cluster) == ("clickhouse://ch:9000/headwater", "analytics")
+    assert resolve_endpoints(Settings(**given)).clickhouse_cluster is None  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="clickhouse_cluster"):
+        Settings(clickhouse_cluster="my-cluster; DROP")
