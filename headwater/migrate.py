@@ -99,18 +99,31 @@ def migrate_postgres(dsn: str, progress: Progress) -> None:
     progress(f"postgres: schema at version {max(v for v, _ in postgres_ddl.MIGRATIONS)}")
 
 
-async def migrate_clickhouse(url: str, progress: Progress) -> None:
+async def migrate_clickhouse(url: str, progress: Progress, cluster: str | None = None) -> None:
+    """The tables of ``schemas.clickhouse`` in the layout the server takes: its version picks current or
+    legacy types, ``cluster`` (``HEADWATER_CLICKHOUSE_CLUSTER``) replicated tables behind Distributed ones."""
     try:
-        client = clickhouse_connect(url)
-        for statement in clickhouse_ddl.STATEMENTS:
-            await client.command(statement)
-        await client.aclose()
+        client = clickhouse_connect(url, cluster=cluster)
+        try:
+            server = await client.server()
+            database = str((await client.select("SELECT currentDatabase()")).rows[0][0])
+            layout = clickhouse_ddl.Layout(legacy=server.legacy, cluster=cluster, database=database)
+            statements = clickhouse_ddl.statements(layout)
+            for statement in statements:
+                await client.command(statement)
+        finally:
+            await client.aclose()
     except SinkError as exc:
         raise NotRunningError(f"ClickHouse: {exc}") from exc
-    progress(f"clickhouse: {len(clickhouse_ddl.STATEMENTS)} table(s) ready")
+    except ValueError as exc:  # a database name the DDL cannot name unquoted
+        raise ConfigError(f"ClickHouse: {exc}") from exc
+    types = "legacy types (DateTime in whole seconds, UInt8 for Bool)" if server.legacy else "current types"
+    where = f"on cluster {cluster}" if cluster else "on one node"
+    progress(f"clickhouse: {len(clickhouse_ddl.TABLES)} table(s) ready ({len(statements)} statements; "
+             f"server {server.version}, {types}, {where})")
 
 
 async def migrate(endpoints: Endpoints, topology: Topology, progress: Progress) -> None:
     migrate_kafka(endpoints.kafka, topology, progress)
     migrate_postgres(endpoints.postgres, progress)
-    await migrate_clickhouse(endpoints.clickhouse, progress)
+    await migrate_clickhouse(endpoints.clickhouse, progress, cluster=endpoints.clickhouse_cluster)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make setup: install what Headwater needs, idempotently, on a machine that may have none of it.
-#   system packages (Java, Maven, Postgres, Redis) · .venv with the project and its dev and chdb extras · Kafka jars
+#   system packages (Java, Maven, Postgres, Redis, ClickHouse 18.16) · .venv with the project and its dev and chdb extras · Kafka jars
 # `scripts/setup.sh bench` (make bench) also makes .venv-quix, the Quix Streams baseline's own venv;
 # `scripts/setup.sh helm` also builds helm for the Helm chart's test (deploy/helm/headwater).
 set -euo pipefail
@@ -21,6 +21,9 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)                    # make bench
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)          # the posthog-js browser test
 # promtool checks deploy/prometheus (tests/unit/test_monitoring.py); the package's service is not needed
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# Debian's ClickHouse server (18.16): the native-protocol and legacy-server contract tests run a process of
+# their own (tests/support/clickhouse_server.py); the package's own service is not used
+[[ -x /usr/sbin/clickhouse-server ]] || command -v clickhouse-server >/dev/null 2>&1 || missing+=(clickhouse-server)
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -28,6 +31,11 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # where an init system runs, the clickhouse-server package starts a server on :8123 and :9000 that
+    # nothing here uses (the tests start their own): stop the service this step just installed
+    if [[ " ${missing[*]} " == *" clickhouse-server "* ]] && [[ -d /run/systemd/system ]]; then
+      systemctl disable --now clickhouse-server >/dev/null 2>&1 || true
+    fi
     # Debian's postgresql package starts a cluster of its own; Headwater runs its own. Its prometheus
     # package may start a Prometheus server on :9090 where an init system runs; only promtool is used.
   else
@@ -37,7 +45,7 @@ if ((${#missing[@]})); then
     exit 1
   fi
 else
-  step "system packages: present (java, maven, postgresql, redis-server, node, wrk, chromium, promtool)"
+  step "system packages: present (java, maven, postgresql, redis-server, node, wrk, chromium, promtool, clickhouse-server)"
 fi
 
 # --- Python environment ----------------------------------------------------------------

@@ -65,7 +65,13 @@ def statements(sql: str) -> list[str]:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+    """A value as one cell: text as it is, JSON for numbers, arrays and maps, and the plain text of the
+    Python values the native protocol gives (a datetime, a UUID)."""
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, int | float | list | tuple | dict):
+        return json.dumps(value, default=str)
+    return str(value)
 
 
 def show(result: QueryResult, fmt: Format) -> None:

@@ -31,7 +31,13 @@ class Settings(BaseSettings):
     postgres_dsn: str | None = Field(None, description="libpq connection string of an existing Postgres.")
     redis_url: str | None = Field(None, description="redis:// URL of an existing Redis.")
     clickhouse_url: str | None = Field(
-        None, description="chdb:///path (embedded, served by the local stack) or clickhouse://host:9000/db."
+        None, description="chdb:///path (embedded, served by the local stack), clickhouse://host:9000/db (native) "
+        "or http://host:8123/db."
+    )
+    clickhouse_cluster: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="A ClickHouse cluster's name (remote_servers): migrate creates replicated tables ON CLUSTER "
+        "behind Distributed ones, and the sink's inserts wait for every shard.",
     )
     topology: Path = Field(Path("topology.yaml"), description="The topology file the worker and migrate read.")
     gateway_host: str = "127.0.0.1"
@@ -71,9 +77,11 @@ class Settings(BaseSettings):
 
 @dataclass(frozen=True)
 class Endpoints:
-    """The four connections every component needs, resolved (see ``headwater.stack.endpoints``)."""
+    """The four connections every component needs, resolved (see ``headwater.stack.endpoints``), and
+    the ClickHouse cluster, if the tables are spread over one (``HEADWATER_CLICKHOUSE_CLUSTER``)."""
 
     kafka: str
     postgres: str
     redis: str
     clickhouse: str
+    clickhouse_cluster: str | None = None

@@ -50,4 +50,5 @@ def resolve_service(settings: Settings, name: str) -> str:
 
 def resolve_endpoints(settings: Settings) -> Endpoints:
     """All four connections (the gateway, the worker, ``migrate``); see ``resolve_service``."""
-    return Endpoints(**{name: resolve_service(settings, name) for name in SERVICE_NAMES})
+    return Endpoints(**{name: resolve_service(settings, name) for name in SERVICE_NAMES},
+                     clickhouse_cluster=settings.clickhouse_cluster)

@@ -5,7 +5,16 @@
 - ``http://host:8123/db`` — a ClickHouse server's HTTP interface (same code path);
 - ``clickhouse://host:9000/db`` — a server through clickhouse-driver's native protocol.
 
-Rows travel as JSONCompactEachRow in every case (see ``rows``), so one row builder serves all of them.
+One row builder serves all of them (``rows``). Over HTTP, rows travel as JSONCompactEachRow to a
+current server, and as JSONEachRow with values typed for each column (``values``) to a legacy one
+(``server``: older than 22.1, e.g. 18.16); the native protocol sends them as blocks, typed the
+same way. Avro goes over HTTP to a current server only. Each client asks ``SELECT version()``
+once, and a table's column types (``DESCRIBE TABLE``) once, when it first needs them.
+
+With ``cluster`` set (``HEADWATER_CLICKHOUSE_CLUSTER``), inserts carry
+``insert_distributed_sync=1``: an insert into a Distributed table returns once every shard has
+its rows, rather than when the node it went to has queued them, so a flush is durable when it
+returns (the sink's at-least-once rests on that).
 """
 
 from __future__ import annotations
@@ -13,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import struct
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +34,14 @@ import httpx
 import orjson
 
 from sinks.clickhouse import avro
+from sinks.clickhouse.server import Server
+from sinks.clickhouse.values import converter
 from sinks.errors import PermanentSinkError, RetriableSinkError
+
+INLINE_INSERT = re.compile(r"\s*INSERT\b(?:(?!\bSELECT\b).)*?\b(?:VALUES|FORMAT)\b", re.IGNORECASE | re.DOTALL)
+"""An INSERT with its rows in the statement (``VALUES (…)``, ``FORMAT X <data>``), not ``INSERT … SELECT``."""
+DISTRIBUTED_SYNC = {"insert_distributed_sync": "1"}
+"""Settings of every insert in a cluster (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +54,9 @@ class QueryResult:
 class ClickHouseClient(Protocol):
     """What the sink, migrations and ``headwater query`` need from ClickHouse."""
 
-    accepts_avro: bool
-    """Whether ``insert_avro`` works here (ClickHouse's HTTP interface and the chDB owner: yes)."""
+    async def server(self) -> Server:
+        """The server's version, asked once: whether ``insert_avro`` works there, which table layout it takes."""
+        ...
 
     async def command(self, sql: str) -> None:
         """Run a statement that returns nothing (DDL)."""
@@ -83,19 +102,55 @@ async def _chunks(pieces: Sequence[bytes | memoryview]) -> AsyncIterator[bytes]:
 CHUNK_BYTES = 1 << 20
 
 
-def _insert_query(table: str, columns: Sequence[str]) -> str:
-    names = ", ".join(f"`{c}`" for c in columns)
-    return f"INSERT INTO {table} ({names}) FORMAT JSONCompactEachRow"
+def _names(columns: Sequence[str]) -> str:
+    return ", ".join(f"`{c}`" for c in columns)
+
+
+def _insert_query(table: str, columns: Sequence[str], fmt: str = "JSONCompactEachRow") -> str:
+    return f"INSERT INTO {table} ({_names(columns)}) FORMAT {fmt}"
+
+
+class _ColumnTypes:
+    """A table's column types, asked once per table (``DESCRIBE TABLE``)."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, dict[str, str]] = {}
+
+    async def typed(self, client: ClickHouseClient, table: str, columns: Sequence[str],
+                    rows: Sequence[Sequence[object]]) -> list[tuple[object, ...]]:
+        """``rows`` with each value converted for its column's type (``values.converter``)."""
+        if table not in self._known:
+            described = await client.select(f"DESCRIBE TABLE {table}")
+            self._known[table] = {str(row[0]): str(row[1]) for row in described.rows}
+        types = self._known[table]
+        try:
+            converters = [converter(types[c]) for c in columns]
+        except KeyError as exc:
+            raise PermanentSinkError(f"table {table} has no column {exc}") from exc
+        typed = []
+        for row in rows:
+            try:
+                typed.append(tuple(convert(v) for convert, v in zip(converters, row, strict=True)))
+            except (ValueError, TypeError) as exc:
+                raise PermanentSinkError(f"a value does not fit its column: {exc}") from exc
+        return typed
 
 
 class HttpClickHouse:
     """ClickHouse's HTTP interface: a server's, or the chDB owner's."""
 
-    accepts_avro = True
-
-    def __init__(self, base_url: str, database: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, database: str | None = None, timeout: float = 30.0,
+                 cluster: str | None = None) -> None:
         params = {"database": database} if database else {}
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, params=params)
+        self._insert_settings = DISTRIBUTED_SYNC if cluster else {}
+        self._server: Server | None = None
+        self._types = _ColumnTypes()
+
+    async def server(self) -> Server:
+        if self._server is None:
+            self._server = Server(str((await self.select("SELECT version()")).rows[0][0]))
+        return self._server
 
     async def _post(self, content: bytes | AsyncIterator[bytes], params: dict[str, str]) -> bytes:
         try:
@@ -112,13 +167,21 @@ class HttpClickHouse:
         await self._post(sql.encode(), {})
 
     async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-        if rows:
-            await self._post(_encode_rows(rows), {"query": _insert_query(table, columns)})
+        if not rows:
+            return
+        if not (await self.server()).legacy:
+            await self._post(_encode_rows(rows), {"query": _insert_query(table, columns), **self._insert_settings})
+            return
+        # 18.16 has no JSONCompactEachRow, and parses neither "seconds.micros" nor null into a DateTime
+        typed = await self._types.typed(self, table, columns, rows)
+        body = b"\n".join(orjson.dumps(dict(zip(columns, row, strict=True))) for row in typed)
+        await self._post(body, {"query": _insert_query(table, columns, "JSONEachRow"), **self._insert_settings})
 
     async def insert_avro(self, table: str, columns: Sequence[str], select: Sequence[str], item_schema: str,
                           container: Sequence[bytes | memoryview]) -> None:
         # streamed (chunked) in its pieces: no copy of the whole batch is made to send it
-        await self._post(_chunks(container), {"query": avro.insert_query(table, columns, select, item_schema)})
+        await self._post(_chunks(container), {"query": avro.insert_query(table, columns, select, item_schema),
+                                              **self._insert_settings})
 
     async def select(self, sql: str) -> QueryResult:
         result = await self.execute(sql)
@@ -139,33 +202,60 @@ class HttpClickHouse:
         await self._http.aclose()
 
 
+def _one_line(exc: Exception) -> str:
+    """A driver error as ``Code: N. message``: clickhouse-driver puts the message on a second line, and an old
+    server appends its stack trace to it."""
+    code, message = getattr(exc, "code", None), str(getattr(exc, "message", "") or exc)
+    message = " ".join(message.split("Stack trace:", 1)[0].split())
+    return f"Code: {code}. {message}" if code is not None else message
+
+
 class NativeClickHouse:
-    """A ClickHouse server through clickhouse-driver (native protocol, port 9000). Rows go as JSON."""
+    """A ClickHouse server through clickhouse-driver (native protocol, port 9000).
 
-    accepts_avro = False
+    Rows go as the driver's typed blocks (``values``), never Avro. The driver's connection takes one
+    query at a time, so its calls (each in a thread) take turns.
+    """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cluster: str | None = None) -> None:
         from clickhouse_driver import Client
 
         self._client = Client.from_url(url)
+        self._insert_settings = DISTRIBUTED_SYNC if cluster else {}
+        self._turn = asyncio.Lock()
+        self._server: Server | None = None
+        self._types = _ColumnTypes()
 
-    async def _run(self, sql: str, **kwargs: Any) -> Any:
+    async def _run(self, sql: str, *args: Any, **kwargs: Any) -> Any:
         from clickhouse_driver import errors as ch_errors
 
+        if not args and INLINE_INSERT.match(sql):
+            # the server would wait for blocks the driver never sends (until its 300 s timeout)
+            raise PermanentSinkError("over the native protocol an INSERT takes its rows as blocks, not in the SQL: "
+                                     "use INSERT … SELECT, or an http:// URL for INSERT … VALUES / FORMAT")
         try:
-            return await asyncio.to_thread(self._client.execute, sql, **kwargs)
+            async with self._turn:
+                return await asyncio.to_thread(self._client.execute, sql, *args, **kwargs)
         except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError) as exc:
             raise RetriableSinkError(f"ClickHouse is unreachable: {exc}") from exc
         except ch_errors.Error as exc:
-            raise PermanentSinkError(str(exc)) from exc
+            raise PermanentSinkError(_one_line(exc)) from exc
+        except (ValueError, TypeError, OverflowError, struct.error) as exc:  # the driver typing a value
+            raise PermanentSinkError(f"a value does not fit its column: {exc}") from exc
+
+    async def server(self) -> Server:
+        if self._server is None:
+            self._server = Server(str((await self.select("SELECT version()")).rows[0][0]))
+        return self._server
 
     async def command(self, sql: str) -> None:
         await self._run(sql)
 
     async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         if rows:
-            # Inline JSON rows: the server parses them, so rows need no Python typing.
-            await self._run(_insert_query(table, columns) + "\n" + _encode_rows(rows).decode())
+            typed = await self._types.typed(self, table, columns, rows)
+            await self._run(f"INSERT INTO {table} ({_names(columns)}) VALUES", typed,
+                            settings=self._insert_settings)
 
     async def insert_avro(self, table: str, columns: Sequence[str], select: Sequence[str], item_schema: str,
                           container: Sequence[bytes | memoryview]) -> None:
@@ -200,16 +290,17 @@ def chdb_owner_url(path: Path) -> str:
     )
 
 
-def connect(url: str) -> ClickHouseClient:
-    """A client for ``HEADWATER_CLICKHOUSE_URL``."""
+def connect(url: str, cluster: str | None = None) -> ClickHouseClient:
+    """A client for ``HEADWATER_CLICKHOUSE_URL``; ``cluster`` (``HEADWATER_CLICKHOUSE_CLUSTER``) makes its
+    inserts wait for every shard."""
     parsed = urlparse(url)
     if parsed.scheme == "chdb":
         return HttpClickHouse(chdb_owner_url(Path(parsed.path)))
     if parsed.scheme in {"http", "https"}:
         database = parsed.path.strip("/") or None
-        return HttpClickHouse(f"{parsed.scheme}://{parsed.netloc}", database=database)
+        return HttpClickHouse(f"{parsed.scheme}://{parsed.netloc}", database=database, cluster=cluster)
     if parsed.scheme == "clickhouse":
-        return NativeClickHouse(url)
+        return NativeClickHouse(url, cluster=cluster)
     raise PermanentSinkError(
         f"unsupported ClickHouse URL {url!r}: use chdb:///path, http://host:8123/db or clickhouse://host:9000/db"
     )

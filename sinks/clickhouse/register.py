@@ -11,7 +11,8 @@ from sinks.registry import register_sink
 
 
 def build(name: str, config: ClickHouseConfig, endpoints: Endpoints) -> ClickHouseSink:
-    return ClickHouseSink(name, connect(endpoints.clickhouse), config.target_table, ROW_FORMATS[config.records])
+    client = connect(endpoints.clickhouse, cluster=endpoints.clickhouse_cluster)
+    return ClickHouseSink(name, client, config.target_table, ROW_FORMATS[config.records])
 
 
 register_sink("clickhouse", ClickHouseConfig, build,

@@ -2,9 +2,10 @@
 
 A flush sends the envelopes' records to ClickHouse as they came from Kafka, in one Avro
 container per envelope schema (``sinks.clickhouse.avro``): Python decodes nothing. Envelopes
-that are not laid out for that, a backend that reads no Avro, and a batch ClickHouse refused
-go as JSON rows instead (``rows.py``); a refused batch of rows is split in halves until the
-refused rows are found, and those are returned for the dead-letter topic.
+that are not laid out for that, a backend that reads no Avro (the native protocol, a legacy
+server: ``sinks.clickhouse.server``), and a batch ClickHouse refused go as rows instead
+(``rows.py``); a refused batch of rows is split in halves until the refused rows are found, and
+those are returned for the dead-letter topic.
 
 Its tables are ReplacingMergeTrees whose sorting keys end in the event uuid, so a redelivered
 record collapses into one row (``FINAL`` in queries sees one row at once).
@@ -27,7 +28,6 @@ from sinks.errors import PermanentSinkError, RetriableSinkError
 from sinks.retry import retrying
 
 log = logging.getLogger("headwater.sinks.clickhouse")
-
 
 
 class ClickHouseSink:
@@ -57,10 +57,14 @@ class ClickHouseSink:
 
     async def flush(self) -> FlushResult:
         envelopes, self._pending = self._pending, []
+        if not envelopes:
+            return FlushResult(written=0)
+        # asked once per client; retried like an insert while the server cannot be reached
+        server = await retrying(self._client.server, retries=self._retries, log=log, what="ClickHouse version")
         as_rows: list[SourceEnvelope] = []
         by_schema: dict[int, list[EncodedRecords]] = {}
         for envelope in envelopes:
-            encoded = envelope.encoded() if self._client.accepts_avro else None
+            encoded = envelope.encoded() if server.reads_avro else None
             if encoded is None:
                 as_rows.append(envelope)
             else:

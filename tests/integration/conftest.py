@@ -8,15 +8,18 @@ re-exported below are for tests that still import them from here.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from headwater.migrate import migrate_clickhouse
 from headwater.runtime.projects import Project, create_project
 from headwater.runtime.settings import Endpoints, Settings
 from tests.support import DEFAULT_TOPOLOGY, ROOT
+from tests.support import clickhouse_server as server_process
 from tests.support import processes as spawn
 from tests.support.clickhouse import select, wait_for_count
 from tests.support.kafka import KafkaRecord, read_topic, read_uuids
@@ -38,6 +41,17 @@ def stack(settings: Settings) -> Iterator[Endpoints]:
     """The local stack's endpoints; starts the services that are not running, stops only those."""
     with local_stack(settings) as endpoints:
         yield endpoints
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server_process.ClickHouseServer]:
+    """A ClickHouse 18.16 server of this session's own (Debian's package), migrated over the native protocol;
+    started only for the tests that ask for it, stopped at the end."""
+    if not server_process.installed():
+        pytest.skip("clickhouse-server is not installed (make setup installs Debian's clickhouse-server)")
+    with server_process.clickhouse_server(tmp_path_factory.mktemp("clickhouse-server")) as server:
+        asyncio.run(migrate_clickhouse(server.native_url, lambda _: None))
+        yield server
 
 
 @pytest.fixture

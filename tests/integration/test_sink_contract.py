@@ -11,7 +11,11 @@ how to count what landed. Then every sink must:
   checkpoint acknowledge its messages meanwhile;
 - refuse unknown config keys.
 
-A new sink type without a ``Contract`` fails ``test_every_sink_type_has_a_contract``.
+A new sink type without a ``Contract`` fails ``test_every_sink_type_has_a_contract``. A type may
+have more than one (``type:variant`` keys): ``clickhouse`` runs against the local stack's chDB,
+and again against a real ClickHouse 18.16 server (Debian's package, a process of the session's
+own: the ``clickhouse_server`` fixture) over the native protocol and over HTTP, in the legacy
+table layout that server takes (``sinks.clickhouse.server``).
 """
 
 from __future__ import annotations
@@ -103,7 +107,9 @@ class ClickHouseContract:
         return int(result.rows[0][0])
 
     def unreachable(self, endpoints: Endpoints) -> Endpoints:
-        return dataclasses.replace(endpoints, clickhouse="http://127.0.0.1:9")
+        native = endpoints.clickhouse.startswith("clickhouse://")
+        return dataclasses.replace(endpoints, clickhouse="clickhouse://127.0.0.1:9/default" if native
+                                   else "http://127.0.0.1:9")
 
     async def remove(self, endpoints: Endpoints, config: dict[str, Any]) -> None:
         client = clickhouse_connect(endpoints.clickhouse)
@@ -155,15 +161,27 @@ class KafkaContract:
         await asyncio.to_thread(delete_topics, endpoints.kafka, [config["topic"]])
 
 
-CONTRACTS: dict[str, Contract] = {"clickhouse": ClickHouseContract(), "kafka": KafkaContract()}
+CONTRACTS: dict[str, Contract] = {
+    "clickhouse": ClickHouseContract(), "clickhouse:native-18.16": ClickHouseContract(),
+    "clickhouse:http-18.16": ClickHouseContract(), "kafka": KafkaContract(),
+}
+"""By ``type`` or ``type:variant``; every variant runs the whole suite."""
+ON_SERVER = {"clickhouse:native-18.16": "native_url", "clickhouse:http-18.16": "http_url"}
+"""The contracts run against the ``clickhouse_server`` fixture (ClickHouse 18.16) rather than the local stack,
+and which of its URLs each uses."""
 NO_SERVICE = {"files": "tests/unit/test_sink_compliance.py", "webhook": "tests/unit/test_sink_compliance.py"}
 """Sink types whose destination needs no service (a directory, a local HTTP receiver): their contract
 runs in the unit suite, which also checks a redelivery that ends elsewhere and a refused record; they
 cannot be made unreachable by endpoints, so the cases below do not apply to them."""
 
 
+def _type(contract: str) -> str:
+    return contract.split(":", maxsplit=1)[0]
+
+
 def test_every_sink_type_has_a_contract() -> None:
-    assert sorted(sink_types()) == sorted([*CONTRACTS, *NO_SERVICE])
+    assert sorted(sink_types()) == sorted({*map(_type, CONTRACTS), *NO_SERVICE})
+    assert set(ON_SERVER) <= set(CONTRACTS)
 
 
 def test_the_sinks_checked_in_the_unit_suite_are_there() -> None:
@@ -181,11 +199,23 @@ class Built:
 
 
 @pytest.fixture(params=sorted(CONTRACTS))
-async def built(request: pytest.FixtureRequest, stack: Endpoints) -> AsyncIterator[Built]:
-    contract = CONTRACTS[request.param]
-    config = await contract.destination(stack)
-    yield Built(contract, stack, config, request.param)
-    await contract.remove(stack, config)
+def contract_endpoints(request: pytest.FixtureRequest) -> tuple[str, Endpoints]:
+    """The contract's key and where its destination is (set up here, outside the event loop: the
+    session fixtures run ``asyncio.run``)."""
+    if request.param in ON_SERVER:  # a ClickHouse server alone: no local stack needed
+        server = request.getfixturevalue("clickhouse_server")
+        return request.param, Endpoints(kafka="", postgres="", redis="",
+                                        clickhouse=getattr(server, ON_SERVER[request.param]))
+    return request.param, request.getfixturevalue("stack")
+
+
+@pytest.fixture
+async def built(contract_endpoints: tuple[str, Endpoints]) -> AsyncIterator[Built]:
+    key, endpoints = contract_endpoints
+    contract = CONTRACTS[key]
+    config = await contract.destination(endpoints)
+    yield Built(contract, endpoints, config, _type(key))
+    await contract.remove(endpoints, config)
 
 
 def _envelope(*records: Record, counted: bool = True) -> SourceEnvelope:
@@ -284,7 +314,7 @@ async def test_an_unreachable_destination_is_retried_and_nothing_is_acknowledged
     assert not message.acked
 
 
-@pytest.mark.parametrize("type_", sorted([*CONTRACTS, *NO_SERVICE]))
+@pytest.mark.parametrize("type_", sorted({*map(_type, CONTRACTS), *NO_SERVICE}))
 def test_unknown_config_keys_fail_validation(type_: str) -> None:
     with pytest.raises(ValidationError, match="no_such_key"):
         sink_types()[type_].config.model_validate({"no_such_key": 1})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from uuid import UUID
 
 import pytest
 from typer.testing import CliRunner
@@ -45,3 +47,12 @@ def test_csv_and_tsv_quote_what_needs_it(capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().out == 'n\ttext\n1\ta,b\n2\t"tab\there"\n'
     show(RESULT, Format.json)
     assert json.loads(capsys.readouterr().out) == [{"n": 1, "text": "a,b"}, {"n": 2, "text": "tab\there"}]
+
+
+def test_values_of_the_native_protocol_print_as_their_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """clickhouse-driver gives datetimes and UUIDs as Python objects; they print as ClickHouse writes them."""
+    when, uid = datetime(2023, 11, 14, 22, 13, 20), UUID("00000000-0000-0000-0000-000000000001")
+    show(QueryResult(columns=["t", "u", "a"], types=["DateTime", "UUID", "Array(UUID)"], rows=[[when, uid, [uid]]]),
+         Format.csv)
+    assert capsys.readouterr().out == ('t,u,a\n2023-11-14 22:13:20,00000000-0000-0000-0000-000000000001,'
+                                       '"[""00000000-0000-0000-0000-000000000001""]"\n')
