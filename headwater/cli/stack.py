@@ -64,7 +64,9 @@ def status(as_json: JsonFlag = False) -> None:
     current = settings()
     statuses = manager.status(current)
     kafka = next((s for s in statuses if s.name == "kafka"), None)
-    lag: dict[str, Any] = pipeline_lag(current) if kafka is not None and kafka.state in {"running", "external"} \
+    serving = kafka is not None and (kafka.state in {"running", "external"}  # or a cluster with a broker down
+                                     or any(m.state == "running" for m in kafka.members or []))
+    lag: dict[str, Any] = pipeline_lag(current) if serving \
         else {"error": "Kafka is not running (`headwater up` starts it)"}
     if as_json:
         print_json({"services": [asdict(s) for s in statuses], "lag": lag})
