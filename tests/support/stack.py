@@ -90,4 +90,6 @@ def cluster_stack(endpoints: Endpoints, state_dir: Path, topology: Path, brokers
         progress(f"{brokers}-broker stack up in {took:.1f}s")
         yield cli, took
     finally:
+        stopping = time.monotonic()
         cli("down", timeout=180)
+        progress(f"{brokers}-broker stack down in {time.monotonic() - stopping:.1f}s")

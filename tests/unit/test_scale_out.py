@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,7 @@ from headwater.stack.kafka import (
     kafka_home,
 )
 from headwater.stack.state import ServiceRecord, read_state, write_state
-from tests.support import DEFAULT_TOPOLOGY
+from tests.support import DEFAULT_TOPOLOGY, ROOT
 
 GONE = 2**22 + 1  # above pid_max: no such process
 
@@ -205,3 +207,17 @@ def test_run_detach_refuses_another_count_of_a_kind_that_runs(tmp_path: Path) ->
     with pytest.raises(StackError, match=r"^gateway run detached, so this is not the count asked for: "
                                          r"`headwater down`"):
         start_apps(settings, ["gateway"], gateways=2)
+
+
+def test_up_with_another_count_than_the_data_holds_fails_before_starting_anything(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    (state_dir / "kafka").mkdir(parents=True)
+    (state_dir / "kafka" / "brokers").write_text("1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    result = subprocess.run([sys.executable, "-m", "headwater.cli", "up", "--kafka-brokers", "3"], check=False,
+                            env={**env, "HEADWATER_STATE_DIR": str(state_dir), "COLUMNS": "1000"}, cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "belongs to a cluster of 1 broker(s), not 3" in result.stderr
+    assert not (state_dir / "stack.json").exists()  # nothing was started, nothing recorded
+    assert not (state_dir / "logs").exists()
