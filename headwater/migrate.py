@@ -9,6 +9,7 @@ Every step is idempotent: run it after every upgrade and after changing topology
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import psycopg
@@ -30,6 +31,7 @@ from sinks.clickhouse.client import connect as clickhouse_connect
 from sinks.errors import SinkError
 
 Progress = Callable[[str], None]
+APPLY_TIMEOUT = 10.0  # seconds for the brokers to show a config change the controller accepted
 
 
 def topic_replication(name: str, spec: TopicSpec, brokers: int) -> int:
@@ -114,6 +116,11 @@ def _reconcile_configs(admin: AdminClient, topology: Topology, topics: list[str]
             future.result()
         except KafkaException as exc:
             raise ConfigError(f"changing the configs of topic {resource.name} failed: {exc}") from exc
+    # The controller has the change; each broker applies it a moment later. Return once they show
+    # it, so whatever runs next (validate, the worker) sees the configs migrate set.
+    deadline = time.monotonic() + APPLY_TIMEOUT
+    while config_drift(admin, topology, list(changes), also=also) and time.monotonic() < deadline:
+        time.sleep(0.1)
     for d in drift:
         progress(f"kafka: topic {d.topic}: {d.key} {d.actual} → {d.wanted}")
 

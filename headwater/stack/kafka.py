@@ -29,6 +29,7 @@ from headwater.stack.state import ServiceRecord
 POM = Path(__file__).with_name("kafka-pom.xml")
 HEAP = "-Xmx768m"
 MAX_BROKERS = 9
+BROKER_SESSION_MS = 3000  # a cluster's nodes: see _properties
 
 
 def kafka_version() -> str:
@@ -167,7 +168,7 @@ def _properties(node: Node, port: int, controller_port: int, voters: str, broker
         "default.replication.factor": str(replicas),
         "min.insync.replicas": str(min_insync_replicas(replicas)),
         "offsets.topic.replication.factor": str(replicas),
-        "offsets.topic.num.partitions": "4",
+        "offsets.topic.num.partitions": str(OFFSETS_PARTITIONS),
         "transaction.state.log.replication.factor": str(replicas),
         "transaction.state.log.min.isr": str(min_insync_replicas(replicas)),
         "transaction.state.log.num.partitions": "1",  # a small cluster: 50 partitions only slow the first producer
@@ -175,6 +176,12 @@ def _properties(node: Node, port: int, controller_port: int, voters: str, broker
         "message.max.bytes": str(8 * 1024 * 1024),
         "log.retention.hours": "168",
     }
+    if brokers > 1:
+        # A broker that dies without a word is fenced, and its partitions led elsewhere, once its
+        # session expires: 9 s by default, about the gateway's 10 s produce timeout. A few seconds
+        # keep the capture path answering 200 while a local cluster loses a broker.
+        lines["broker.session.timeout.ms"] = str(BROKER_SESSION_MS)
+        lines["broker.heartbeat.interval.ms"] = str(BROKER_SESSION_MS // 6)
     path = node.home / "server.properties"
     path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
     return path
@@ -218,6 +225,52 @@ def producer_ids_ready(bootstrap: str) -> bool:
                          "log_level": 0})
     try:
         producer.init_transactions(5.0)
+    except KafkaException:
+        return False
+    return True
+
+
+OFFSETS_PARTITIONS = 4  # offsets.topic.num.partitions below
+
+
+def java_string_hash(text: str) -> int:
+    """Java's ``String.hashCode`` of ``text`` (Kafka places a group by it)."""
+    h = 0
+    for unit in text.encode("utf-16-be").hex(" ", 2).split():
+        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def offsets_partition(group: str, partitions: int = OFFSETS_PARTITIONS) -> int:
+    """The ``__consumer_offsets`` partition whose leader coordinates ``group``: ``abs(hashCode) % partitions``."""
+    h = java_string_hash(group)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def readiness_groups(partitions: int = OFFSETS_PARTITIONS) -> list[str]:
+    """A group name per ``__consumer_offsets`` partition, so asking about them all reaches every coordinator."""
+    found: dict[int, str] = {}
+    i = 0
+    while len(found) < partitions:
+        name = f"headwater-stack-readiness-{i}"
+        found.setdefault(offsets_partition(name, partitions), name)
+        i += 1
+    return [found[p] for p in range(partitions)]
+
+
+def group_coordinators_ready(bootstrap: str) -> bool:
+    """True once every group coordinator has loaded its ``__consumer_offsets`` partition.
+
+    On a new cluster the offsets topic is created by the first client asking for a coordinator,
+    and its partitions' leaders then load them. Until they have, offset requests fail with
+    "coordinator load in progress", and librdkafka's admin client can crash the process on
+    that answer to ``list_consumer_group_offsets`` (what ``headwater lag`` and ``status`` ask).
+    Describing a group per partition (which takes the other path) waits that out at start.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        for future in admin.describe_consumer_groups(readiness_groups(), request_timeout=5).values():
+            future.result()
     except KafkaException:
         return False
     return True
@@ -290,6 +343,8 @@ class KafkaService:
             wait_until(member.name, functools.partial(self.healthy, member), pid=member.pid, log=member.log_path,
                        timeout=90)
         wait_until("kafka's producer-id coordinator", lambda: producer_ids_ready(record.url), pid=record.pid,
+                   log=record.log_path, timeout=90)
+        wait_until("kafka's group coordinators", lambda: group_coordinators_ready(record.url), pid=record.pid,
                    log=record.log_path, timeout=90)
 
     def healthy(self, record: ServiceRecord) -> bool:

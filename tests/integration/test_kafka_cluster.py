@@ -77,6 +77,7 @@ async def test_a_broker_dies_under_load_and_every_acknowledged_event_lands_once(
     failed: list[str] = []
     lock = threading.Lock()
     killed = threading.Event()
+    latencies: dict[bool, list[float]] = {False: [], True: []}  # seconds per request, before and after the kill
 
     def send(gateway: str, count: int) -> None:
         client = Posthog(project.api_token, host=gateway, sync_mode=True, max_retries=0, timeout=20)
@@ -84,9 +85,12 @@ async def test_a_broker_dies_under_load_and_every_acknowledged_event_lands_once(
             event_uuid = str(uuid.uuid4())
             # In sync mode the SDK posts each event and returns its uuid only once the gateway answered
             # 200; any other answer (or none) it logs and returns None.
+            after = killed.is_set()
+            asked = time.monotonic()
             answered = client.capture("$pageview", distinct_id=f"user-{i % 11}", uuid=event_uuid,
-                                      properties={"i": i, "after_the_kill": killed.is_set()})
+                                      properties={"i": i, "after_the_kill": after})
             with lock:
+                latencies[after].append(time.monotonic() - asked)
                 if answered is None:
                     failed.append(f"{gateway}: event {i} ({'after' if killed.is_set() else 'before'} the kill)")
                 else:
@@ -105,7 +109,9 @@ async def test_a_broker_dies_under_load_and_every_acknowledged_event_lands_once(
         for future in futures:
             future.result(timeout=120)
     took = time.monotonic() - started
-    print(f"sent {len(acked)} events through 2 gateways in {took:.1f}s; {victim['name']} killed after {killed_after}")
+    print(f"sent {len(acked)} events through 2 gateways in {took:.1f}s; {victim['name']} killed after {killed_after}; "
+          + "; ".join(f"{when}: median {sorted(ls)[len(ls) // 2] * 1000:.0f} ms, slowest {max(ls) * 1000:.0f} ms"
+                      for when, ls in (("before", latencies[False]), ("after", latencies[True])) if ls))
     assert not failed, f"{len(failed)} request(s) failed after {victim['name']} died: {failed[:5]}"
     assert len(acked) == 2 * per_gateway
     assert killed_after < len(acked)  # some load came after the kill

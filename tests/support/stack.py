@@ -61,7 +61,8 @@ class ClusterStack:
         self.brokers = brokers
         self.env = {**base, **given, "HEADWATER_STATE_DIR": str(state_dir), "HEADWATER_TOPOLOGY": str(topology),
                     "HEADWATER_KAFKA_BROKERS": str(brokers), "HEADWATER_GATEWAY_PORT": str(pick_port(0)),
-                    "HEADWATER_WORKER_WEB_PORT": str(pick_port(0)), "COLUMNS": "1000"}
+                    "HEADWATER_WORKER_WEB_PORT": str(pick_port(0)), "COLUMNS": "1000",
+                    "PYTHONFAULTHANDLER": "1"}  # a crash in a native library leaves a traceback
 
     def __call__(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "headwater.cli", *args], check=False, env=self.env, cwd=ROOT,
@@ -69,7 +70,8 @@ class ClusterStack:
 
     def checked(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         result = self(*args, timeout=timeout)
-        assert result.returncode == 0, f"headwater {' '.join(args)}: {result.stderr}\n{result.stdout}"
+        assert result.returncode == 0, (f"headwater {' '.join(args)} exited with {result.returncode}:\n"
+                                        f"{result.stderr}\n{result.stdout}")
         return result
 
     def status(self) -> dict[str, dict[str, Any]]:

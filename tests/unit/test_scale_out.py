@@ -133,6 +133,7 @@ def test_a_node_knows_every_voter_and_the_clusters_replication(tmp_path: Path) -
                 "transaction.state.log.replication.factor"):
         assert props[key] == "3", key
     assert props["min.insync.replicas"] == props["transaction.state.log.min.isr"] == "2"
+    assert int(props["broker.session.timeout.ms"]) < 10_000 / 2  # fenced well within the gateway's produce timeout
 
 
 def test_one_of_a_kind_keeps_its_name_and_several_are_numbered() -> None:
