@@ -1,10 +1,15 @@
 """``headwater migrate``: Kafka topics from the topology, the Postgres schema, the ClickHouse tables.
 
+A topic is created with the topology's ``replication_factor``, or ``min(3, brokers)`` when it
+gives none, and ``min.insync.replicas`` one fewer (at most 2, at least 1): with three brokers,
+a write the gateway's ``acks=all`` producer saw acknowledged is on two of them.
+
 Every step is idempotent: run it after every upgrade and after changing topology.yaml.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import psycopg
@@ -15,29 +20,55 @@ from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
 from headwater.errors import ConfigError, NotRunningError
+from headwater.runtime.replication import default_replication, min_insync_replicas
 from headwater.runtime.settings import Endpoints
 from headwater.runtime.topology import Topology
 from headwater.runtime.topology.environment import config_drift, topic_config
+from headwater.runtime.topology.model import TopicSpec
 from schemas import clickhouse as clickhouse_ddl
 from schemas import postgres as postgres_ddl
 from sinks.clickhouse.client import connect as clickhouse_connect
 from sinks.errors import SinkError
 
 Progress = Callable[[str], None]
+APPLY_TIMEOUT = 10.0  # seconds for the brokers to show a config change the controller accepted
+
+
+def topic_replication(name: str, spec: TopicSpec, brokers: int) -> int:
+    """The replication factor to create topic ``name`` with in a cluster of ``brokers``: the topology's
+    when it gives one, else ``min(3, brokers)``. ``ConfigError`` when the topology asks for more
+    copies than the cluster has brokers (Kafka would refuse the topic)."""
+    if spec.replication_factor is None:
+        return default_replication(brokers)
+    if spec.replication_factor > brokers:
+        raise ConfigError(
+            f"topic {name} asks for replication_factor {spec.replication_factor} but the Kafka cluster has "
+            f"{brokers} broker(s): lower it in topology.yaml (or leave it out: min(3, brokers)), or run more "
+            "brokers (`headwater up --kafka-brokers 3` for the local stack)")
+    return spec.replication_factor
+
+
+def create_config(spec: TopicSpec, replication: int) -> dict[str, str]:
+    """The configs a new topic gets: the topology's (``topic_config``) and ``min.insync.replicas``."""
+    return {**topic_config(spec), "min.insync.replicas": str(min_insync_replicas(replication))}
 
 
 def migrate_kafka(bootstrap: str, topology: Topology, progress: Progress) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     try:
-        existing = admin.list_topics(timeout=10).topics
+        metadata = admin.list_topics(timeout=10)
     except KafkaException as exc:
         raise NotRunningError(f"Kafka at {bootstrap} does not answer: {exc}") from exc
+    existing, brokers = metadata.topics, len(metadata.brokers)
     topics = topology.kafka_topics()  # the declared ones and the windows' changelogs
+    replication = {name: topic_replication(name, spec, brokers) for name, spec in topics.items()
+                   if name not in existing}  # every refusal before any topic is created
     wanted = [
-        NewTopic(name, num_partitions=spec.partitions, replication_factor=spec.replication_factor,
-                 config=topic_config(spec))
+        NewTopic(name, num_partitions=spec.partitions, replication_factor=replication[name],
+                 config=create_config(spec, replication[name]))
         for name, spec in topics.items() if name not in existing
     ]
+    min_isr: dict[str, dict[str, str]] = {}
     for name, spec in topics.items():
         if name in existing:
             actual = len(existing[name].partitions)
@@ -46,21 +77,30 @@ def migrate_kafka(bootstrap: str, topology: Topology, progress: Progress) -> Non
                     f"topic {name} has {actual} partitions but the topology declares {spec.partitions}: "
                     "change topology.yaml, or recreate the topic"
                 )
-            progress(f"kafka: topic {name} exists ({actual} partitions)")
-    _reconcile_configs(admin, topology, [name for name in topics if name in existing], progress)
+            replicas = min((len(p.replicas) for p in existing[name].partitions.values()), default=1)
+            min_isr[name] = {"min.insync.replicas": str(min_insync_replicas(replicas))}
+            progress(f"kafka: topic {name} exists ({actual} partitions, {replicas} replica(s))")
+            if spec.replication_factor is not None and spec.replication_factor != replicas:
+                progress(f"kafka: topic {name} has {replicas} replica(s), the topology asks for "
+                         f"{spec.replication_factor}: migrate does not move partitions; recreate the topic "
+                         "(or reassign its partitions with Kafka's tools)")
+    _reconcile_configs(admin, topology, [name for name in topics if name in existing], progress, min_isr)
     if wanted:
         for name, future in admin.create_topics(wanted, operation_timeout=30).items():
             try:
                 future.result()
             except KafkaException as exc:
                 raise ConfigError(f"creating topic {name} failed: {exc}") from exc
-            progress(f"kafka: created topic {name}")
+            progress(f"kafka: created topic {name} (replication {replication[name]}, "
+                     f"min.insync.replicas {min_insync_replicas(replication[name])})")
 
 
-def _reconcile_configs(admin: AdminClient, topology: Topology, topics: list[str], progress: Progress) -> None:
-    """Set the configs the topology owns (retention, cleanup policy) where the broker differs; say what changed."""
+def _reconcile_configs(admin: AdminClient, topology: Topology, topics: list[str], progress: Progress,
+                       also: dict[str, dict[str, str]]) -> None:
+    """Set the configs the topology owns (retention, cleanup policy) and ``min.insync.replicas`` (by the
+    replicas each topic has) where the broker differs; say what changed."""
     try:
-        drift = config_drift(admin, topology, topics)
+        drift = config_drift(admin, topology, topics, also=also)
     except KafkaException as exc:
         raise ConfigError(f"reading the topics' configs failed: {exc}") from exc
     changes: dict[str, list[ConfigEntry]] = {}
@@ -76,6 +116,11 @@ def _reconcile_configs(admin: AdminClient, topology: Topology, topics: list[str]
             future.result()
         except KafkaException as exc:
             raise ConfigError(f"changing the configs of topic {resource.name} failed: {exc}") from exc
+    # The controller has the change; each broker applies it a moment later. Return once they show
+    # it, so whatever runs next (validate, the worker) sees the configs migrate set.
+    deadline = time.monotonic() + APPLY_TIMEOUT
+    while config_drift(admin, topology, list(changes), also=also) and time.monotonic() < deadline:
+        time.sleep(0.1)
     for d in drift:
         progress(f"kafka: topic {d.topic}: {d.key} {d.actual} → {d.wanted}")
 

@@ -195,6 +195,7 @@ class ConfluentOffsets:
         self._timeout = timeout
         self._admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
         self._consumer: Any = None
+        self._committed_offsets: Any = None  # headwater.runtime.committed.CommittedOffsets, made on first use
 
     def partition_counts(self, topics: Sequence[str]) -> dict[str, int]:
         metadata = self._admin.list_topics(timeout=self._timeout)
@@ -206,11 +207,14 @@ class ConfluentOffsets:
         return counts
 
     def committed(self, group: str, partitions: Sequence[Partition]) -> dict[Partition, int]:
-        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+        # Not the admin client's list_consumer_group_offsets: it can crash the worker on a cluster of
+        # several brokers (headwater.runtime.committed says why).
+        if self._committed_offsets is None:
+            from headwater.runtime.committed import CommittedOffsets
 
-        request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in partitions])
-        result = self._admin.list_consumer_group_offsets([request], request_timeout=self._timeout)[group].result()
-        return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or [] if tp.offset >= 0}
+            self._committed_offsets = CommittedOffsets(self._bootstrap, self._timeout)
+        found: dict[Partition, int] = self._committed_offsets.get(group, partitions)
+        return found
 
     def log_bounds(self, partitions: Sequence[Partition]) -> dict[Partition, tuple[int, int]]:
         from confluent_kafka import admin
@@ -252,6 +256,9 @@ class ConfluentOffsets:
         return found
 
     def close(self) -> None:
+        if self._committed_offsets is not None:
+            self._committed_offsets.close()
+            self._committed_offsets = None
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None

@@ -58,11 +58,11 @@ def is_loopback(host: str) -> bool:
 
 
 def worker_metrics_url(current: Settings) -> str:
-    """The detached worker's ``/metrics`` when one runs (``run --detach`` may have moved its port), else
+    """The (first) detached worker's ``/metrics`` when one runs (``run --detach`` may have moved its port), else
     the setting's."""
-    from headwater.stack.apps import running_apps
+    from headwater.stack.apps import app_kind, running_apps
 
-    record = running_apps(current).get("worker")
+    record = next((r for name, r in running_apps(current).items() if app_kind(name) == "worker"), None)
     if record is not None:
         return f"{record.url}/metrics"
     return f"http://127.0.0.1:{current.worker_web_port}/metrics"

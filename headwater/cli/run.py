@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -54,6 +55,10 @@ def run(
     detach: Annotated[bool, typer.Option("--detach", help="Run in the background; `headwater down` stops them.")]
     = False,
     no_ops: Annotated[bool, typer.Option("--no-ops", help="Do not start the ops page (`headwater ops`).")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64,
+                                         help="Worker processes, web ports from HEADWATER_WORKER_WEB_PORT up.")] = 1,
+    gateways: Annotated[int, typer.Option("--gateways", min=1, max=64,
+                                          help="Gateway processes, ports from HEADWATER_GATEWAY_PORT up.")] = 1,
 ) -> None:
     """Run gateway, worker and the ops page together; in the foreground unless --detach (Ctrl-C stops them)."""
     from headwater.stack.apps import APPS, running_apps, stale_topology, start_apps
@@ -63,7 +68,8 @@ def run(
     checked_topology(current)  # a problem is reported here, before any process starts
     if detach:
         stale = stale_topology(current)
-        for record in start_apps(current, [a for a in APPS if not (no_ops and a == "ops")]).values():
+        kinds = [a for a in APPS if not (no_ops and a == "ops")]
+        for record in start_apps(current, kinds, gateways=gateways, workers=workers).values():
             say(f"{record.name}: running (pid {record.pid}) at {record.url}, log {record.log}")
         if stale:
             names = ", ".join(stale[:-1]) + (" and " if len(stale) > 1 else "") + stale[-1]
@@ -75,14 +81,17 @@ def run(
         where = ", ".join(f"{r.name} (pid {r.pid}) at {r.url}" for r in detached.values())
         raise StackError(f"the detached apps are running: {where}; `headwater restart` reloads them, "
                          "`headwater down` stops the stack (then `headwater run` can take their place)")
-    _ports_free(current, gateway=True, worker=True, ops=not no_ops)
+    plan = foreground_plan(current, gateways, workers)
+    _ports_free(current, gateway=True, worker=True, ops=not no_ops, gateways=gateways, workers=workers)
     exe = [sys.executable, "-m", "headwater.cli"]
-    children = [subprocess.Popen([*exe, "gateway"]), subprocess.Popen([*exe, "worker"])]
+    children = [subprocess.Popen([*exe, kind], env={**os.environ, **env}) for _, kind, env in plan]
     if not no_ops:
         children.append(subprocess.Popen([*exe, "ops"]))
     ops_note = "" if no_ops else f", ops page on http://{current.ops_host}:{current.ops_port}/"
-    say(f"gateway on http://{current.gateway_host}:{current.gateway_port}, worker running{ops_note}; "
-        "Ctrl-C stops them")
+    where = ", ".join(f"http://{current.gateway_host}:{env['HEADWATER_GATEWAY_PORT']}"
+                      for _, kind, env in plan if kind == "gateway")
+    count = f"{workers} workers" if workers > 1 else "worker"
+    say(f"{'gateways' if gateways > 1 else 'gateway'} on {where}, {count} running{ops_note}; Ctrl-C stops them")
     stopping = False
 
     def stop(*_: object) -> None:
@@ -100,26 +109,43 @@ def run(
     raise typer.Exit(0 if stopping else max(abs(c) for c in codes) or 1)
 
 
+def foreground_plan(current: Settings, gateways: int, workers: int) -> list[tuple[str, str, dict[str, str]]]:
+    """(name, command, variables) of each gateway and worker ``run`` starts in the foreground: the i-th of
+    a kind on its setting's port plus i - 1 (the names and ports ``run --detach`` prefers too)."""
+    from headwater.stack.apps import instance_names, instance_port
+
+    plan = [(name, "gateway", {"HEADWATER_GATEWAY_PORT": str(instance_port(current.gateway_port, name))})
+            for name in instance_names("gateway", gateways)]
+    plan += [(name, "worker", {"HEADWATER_WORKER_WEB_PORT": str(instance_port(current.worker_web_port, name))})
+             for name in instance_names("worker", workers)]
+    return plan
+
+
 def restart() -> None:
-    """Restart the detached gateway and worker (and the ops page, if it ran), e.g. to load an edited topology."""
+    """Restart the detached gateways and workers (and the ops page, if it ran), as many as ran, e.g. to load
+    an edited topology."""
     from headwater.stack import manager
-    from headwater.stack.apps import APPS, start_apps
+    from headwater.stack.apps import APPS, app_counts, start_apps
     from headwater.stack.state import read_state
 
     current = settings()
     resolve_endpoints(current)
     checked_topology(current)  # a broken topology leaves the running apps alone
-    recorded = read_state(current.stack_file)
-    wanted = [a for a in APPS if a != "ops" or a in recorded]
+    counts = app_counts(read_state(current.stack_file))
+    wanted = [a for a in APPS if a != "ops" or a in counts]
     manager.down(current, progress=say, only=set(APPS))
-    for record in start_apps(current, wanted).values():
+    for record in start_apps(current, wanted, gateways=counts.get("gateway", 1),
+                             workers=counts.get("worker", 1)).values():
         say(f"{record.name}: running (pid {record.pid}) at {record.url}, log {record.log}")
 
 
-def _ports_free(current: Settings, gateway: bool = False, worker: bool = False, ops: bool = False) -> None:
+def _ports_free(current: Settings, gateway: bool = False, worker: bool = False, ops: bool = False,
+                gateways: int = 1, workers: int = 1) -> None:
     """Refuse at once when a port the command listens on is taken (the server would fail or hang later)."""
-    wanted = ([("gateway", current.gateway_host, current.gateway_port, "HEADWATER_GATEWAY_PORT")] if gateway else [])
-    wanted += [("worker", "127.0.0.1", current.worker_web_port, "HEADWATER_WORKER_WEB_PORT")] if worker else []
+    wanted = [("gateway", current.gateway_host, current.gateway_port + i,
+               "HEADWATER_GATEWAY_PORT") for i in range(gateways)] if gateway else []
+    wanted += [("worker", "127.0.0.1", current.worker_web_port + i, "HEADWATER_WORKER_WEB_PORT")
+               for i in range(workers)] if worker else []
     wanted += [("ops page", current.ops_host, current.ops_port, "HEADWATER_OPS_PORT")] if ops else []
     for name, host, port, env_var in wanted:
         if not port_is_free(port, host):

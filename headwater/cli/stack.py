@@ -6,7 +6,7 @@ import asyncio
 import shutil
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -19,9 +19,18 @@ from headwater.stack.endpoints import resolve_endpoints, resolve_service
 from headwater.stack.kafka import ensure_jars
 
 
-def up(as_json: JsonFlag = False) -> None:
+def up(
+    as_json: JsonFlag = False,
+    kafka_brokers: Annotated[int | None, typer.Option(
+        "--kafka-brokers", min=1, max=9,
+        help="Kafka brokers to run (HEADWATER_KAFKA_BROKERS); default: as many as this state dir's cluster has, "
+             "1 for a new one.")] = None,
+) -> None:
     """Start the local stack (Kafka, Postgres, Redis, embedded ClickHouse) and wait until it answers."""
-    statuses = manager.up(settings(), progress=say)
+    current = settings()
+    if kafka_brokers is not None:
+        current = current.model_copy(update={"kafka_brokers": kafka_brokers})
+    statuses = manager.up(current, progress=say)
     if as_json:
         print_json({"services": [asdict(s) for s in statuses]})
         return
@@ -55,7 +64,9 @@ def status(as_json: JsonFlag = False) -> None:
     current = settings()
     statuses = manager.status(current)
     kafka = next((s for s in statuses if s.name == "kafka"), None)
-    lag: dict[str, Any] = pipeline_lag(current) if kafka is not None and kafka.state in {"running", "external"} \
+    serving = kafka is not None and (kafka.state in {"running", "external"}  # or a cluster with a broker down
+                                     or any(m.state == "running" for m in kafka.members or []))
+    lag: dict[str, Any] = pipeline_lag(current) if serving \
         else {"error": "Kafka is not running (`headwater up` starts it)"}
     if as_json:
         print_json({"services": [asdict(s) for s in statuses], "lag": lag})
@@ -96,6 +107,8 @@ def show_status(statuses: list[manager.ServiceStatus]) -> None:
     colors = {"running": "green", "external": "cyan", "stopped": "yellow", "unhealthy": "red", "exited": "red"}
     for s in statuses:
         table.add_row(s.name, f"[{colors[s.state]}]{s.state}[/]", s.url or "", str(s.pid or ""), s.log or "")
+        for m in s.members or []:  # a cluster's nodes, under it
+            table.add_row(f"  {m.name}", f"[{colors[m.state]}]{m.state}[/]", m.url or "", str(m.pid or ""), m.log or "")
     console.print(table)
     for s in statuses:
         if s.state == "exited":

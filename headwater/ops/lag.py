@@ -21,6 +21,7 @@ from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr
 
 from headwater.errors import NotRunningError
 from headwater.ops.status import Sample, Status, judge, worst
+from headwater.runtime.committed import CommittedOffsets
 from headwater.runtime.topology.readers import Reader
 
 TIMEOUT = 10.0
@@ -50,6 +51,7 @@ class LagProbe:
         self._bootstrap = bootstrap
         self._admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
         self._consumer: Consumer | None = None
+        self._committed_offsets = CommittedOffsets(bootstrap, TIMEOUT)
 
     def partitions(self, topics: Iterable[str]) -> list[Partition]:
         """Every partition of ``topics`` that exists."""
@@ -71,7 +73,7 @@ class LagProbe:
 
     def snapshot(self, groups: dict[str, list[Partition]]) -> Snapshot:
         every = sorted({tp for tps in groups.values() for tp in tps})
-        committed = {group: self._committed(group) for group in groups}
+        committed = {group: self._committed_of(group, tps) for group, tps in groups.items()}
         assigned, members = self._assignments(list(groups))
         return Snapshot(time.time(), committed, assigned, members, self._logs(every))
 
@@ -100,11 +102,21 @@ class LagProbe:
         return found
 
     def close(self) -> None:
+        self._committed_offsets.close()
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
 
+    def _committed_of(self, group: str, partitions: list[Partition]) -> dict[Partition, int]:
+        """The committed offsets of ``group`` on ``partitions`` (``headwater.runtime.committed``: not the
+        admin client's call, which can crash on a cluster of several brokers)."""
+        try:
+            return self._committed_offsets.get(group, partitions)
+        except KafkaException as exc:
+            raise NotRunningError(f"Kafka did not give the offsets of group {group!r}: {exc}") from exc
+
     def _committed(self, group: str) -> dict[Partition, int]:
+        """Every committed offset of ``group``, whatever its topics (a group named on the command line)."""
         futures = self._admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
                                                           request_timeout=TIMEOUT)
         try:

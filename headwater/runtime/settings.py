@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Field(default_factory=_default_cache_dir, description="Where `make setup` puts the Kafka jars.")
     kafka_bootstrap: str | None = Field(None, description="host:port[,host:port] of an existing Kafka cluster.")
+    kafka_brokers: int | None = Field(
+        None, ge=1, le=9, description="How many Kafka brokers `headwater up` runs (KRaft nodes, each broker and "
+        "controller); unset: as many as the state dir's cluster was started with, 1 for a new one.")
     postgres_dsn: str | None = Field(None, description="libpq connection string of an existing Postgres.")
     redis_url: str | None = Field(None, description="redis:// URL of an existing Redis.")
     clickhouse_url: str | None = Field(

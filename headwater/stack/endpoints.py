@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from headwater.errors import NotRunningError
 from headwater.runtime.settings import Endpoints, Settings
-from headwater.stack.manager import SERVICES
-from headwater.stack.process import pid_alive
+from headwater.stack.manager import SERVICES, alive
 from headwater.stack.state import read_state
 
 SERVICE_NAMES = ("kafka", "postgres", "redis", "clickhouse")
@@ -35,7 +34,7 @@ def resolve_service(settings: Settings, name: str) -> str:
     if given:
         return given
     record = read_state(settings.stack_file).get(name)
-    if record is not None and pid_alive(record.pid):
+    if record is not None and alive(record):
         return record.url
     env_var = next(service.env_var for service in SERVICES if service.name == name)
     alternative = f"or set {env_var} to an existing {name}"

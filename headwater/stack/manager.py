@@ -5,20 +5,21 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from headwater.errors import StackError
 from headwater.runtime.settings import Settings
-from headwater.stack.apps import APPS, app_exit, app_healthy, log_tail, stop_app
+from headwater.stack.apps import app_exit, app_healthy, app_kind, app_names, log_tail, stop_app
 from headwater.stack.clickhouse import ClickHouseService
-from headwater.stack.kafka import KafkaService
+from headwater.stack.kafka import KafkaService, broker_count
 from headwater.stack.postgres import PostgresService
 from headwater.stack.process import pick_port, pid_alive
 from headwater.stack.redis import RedisService
 from headwater.stack.service import Service, StackContext
 from headwater.stack.state import ServiceRecord, read_state, write_state
 
-SERVICES: tuple[Service, ...] = (KafkaService(), PostgresService(), RedisService(), ClickHouseService())
+KAFKA = KafkaService()
+SERVICES: tuple[Service, ...] = (KAFKA, PostgresService(), RedisService(), ClickHouseService())
 
 Progress = Callable[[str], None]
 
@@ -34,10 +35,17 @@ class ServiceStatus:
     log: str | None
     exit: str | None = None  # exited: how ("exit code 1 at …", "killed by SIGKILL at …")
     log_tail: list[str] | None = None  # exited: the last lines of its log
+    members: list[ServiceStatus] | None = None  # a service of several processes (Kafka's brokers): each one
 
 
 def _context(settings: Settings) -> StackContext:
-    return StackContext(state_dir=settings.state_dir, cache_dir=settings.cache_dir)
+    return StackContext(state_dir=settings.state_dir, cache_dir=settings.cache_dir,
+                        kafka_brokers=settings.kafka_brokers)
+
+
+def alive(record: ServiceRecord) -> bool:
+    """Whether any process of the service runs (a cluster with a broker down still serves)."""
+    return any(pid_alive(p.pid) for p in record.processes)
 
 
 def _external(service: Service) -> str | None:
@@ -48,13 +56,21 @@ def up(settings: Settings, progress: Progress = lambda _: None) -> list[ServiceS
     """Start every service that is neither configured elsewhere nor already healthy."""
     ctx = _context(settings)
     records = read_state(settings.stack_file)
+    if not _external(KAFKA):  # a count the data cannot take is refused before anything starts
+        ctx = replace(ctx, kafka_brokers=broker_count(settings.state_dir, settings.kafka_brokers))
     to_start: list[tuple[Service, int]] = []
     for service in SERVICES:
         record = records.get(service.name)
         if _external(service):
             progress(f"{service.name}: using {service.env_var}")
             records.pop(service.name, None)
-        elif record and pid_alive(record.pid) and service.healthy(record):
+        elif record and service is KAFKA and alive(record) and not all(pid_alive(m.pid) for m in record.processes):
+            stopped = ", ".join(m.name for m in record.processes if not pid_alive(m.pid))
+            progress(f"{service.name}: starting {stopped} again …")
+            records[service.name] = record = KAFKA.restart_members(ctx, record)
+            write_state(settings.stack_file, records)
+            progress(f"{service.name}: ready at {record.url}")
+        elif record and alive(record) and service.healthy(record):
             progress(f"{service.name}: already running at {record.url}")
         else:
             port = pick_port(record.port if record else service.default_port)
@@ -91,12 +107,13 @@ def up(settings: Settings, progress: Progress = lambda _: None) -> list[ServiceS
 
 
 def down(settings: Settings, progress: Progress = lambda _: None, only: set[str] | None = None) -> None:
-    """Stop exactly the processes ``up`` recorded (or those of them named in ``only``)."""
+    """Stop exactly the processes ``up`` recorded (or those of them named in ``only``; an app's kind,
+    ``gateway``, names every gateway)."""
     ctx = _context(settings)
     records = read_state(settings.stack_file)
-    for name in APPS:
-        app = records.get(name)
-        if app is None or (only is not None and name not in only):
+    for name in app_names(records):
+        app = records[name]
+        if only is not None and name not in only and app_kind(name) not in only:
             continue
         if pid_alive(app.pid):
             progress(f"{name}: stopping (pid {app.pid}) …")
@@ -112,8 +129,9 @@ def down(settings: Settings, progress: Progress = lambda _: None, only: set[str]
         record = records.pop(service.name, None)
         if record is None:
             continue
-        if pid_alive(record.pid):
-            progress(f"{service.name}: stopping (pid {record.pid}) …")
+        if alive(record):
+            pids = ", ".join(str(p.pid) for p in record.processes if pid_alive(p.pid))
+            progress(f"{service.name}: stopping (pid {pids}) …")
             service.stop(ctx, record)
         progress(f"{service.name}: stopped")
         write_state(settings.stack_file, records)
@@ -127,18 +145,27 @@ def status(settings: Settings) -> list[ServiceStatus]:
         record = records.get(service.name)
         if external:
             result.append(ServiceStatus(service.name, "external", external, None, None))
-        elif record is None or not pid_alive(record.pid):
+        elif record is None or not alive(record):
             result.append(ServiceStatus(service.name, "stopped", None, None, None))
+        elif record.members:
+            members = [_member_status(service, m) for m in record.members]
+            state = "running" if all(m.state == "running" for m in members) else "unhealthy"
+            result.append(ServiceStatus(service.name, state, record.url, record.pid, record.log, members=members))
         else:
             state = "running" if service.healthy(record) else "unhealthy"
             result.append(ServiceStatus(service.name, state, record.url, record.pid, record.log))
-    for name in APPS:
-        app = records.get(name)
-        if app is None:
-            continue
+    for name in app_names(records):
+        app = records[name]
         if pid_alive(app.pid):
             state = "running" if app_healthy(app) else "unhealthy"
             result.append(ServiceStatus(name, state, app.url, app.pid, app.log))
         else:
             result.append(ServiceStatus(name, "exited", app.url, app.pid, app.log, app_exit(app), log_tail(app)))
     return result
+
+
+def _member_status(service: Service, member: ServiceRecord) -> ServiceStatus:
+    if not pid_alive(member.pid):
+        return ServiceStatus(member.name, "stopped", member.url, member.pid, member.log)
+    state = "running" if service.healthy(member) else "unhealthy"
+    return ServiceStatus(member.name, state, member.url, member.pid, member.log)

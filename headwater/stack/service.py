@@ -15,6 +15,7 @@ class StackContext:
 
     state_dir: Path
     cache_dir: Path
+    kafka_brokers: int | None = None  # HEADWATER_KAFKA_BROKERS; None: as the state dir's cluster was formatted
 
     @property
     def logs(self) -> Path:

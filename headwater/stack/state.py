@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,13 @@ class ServiceRecord:
     log: str
     topology: str | None = None  # the detached apps: the topology file they started with,
     topology_digest: str | None = None  # and the sha256 of its content then
+    members: tuple[ServiceRecord, ...] = ()  # a service of several processes (Kafka's brokers): each one;
+    # then ``pid``, ``port`` and ``log`` are the first member's and ``url`` lists every member's
+
+    @property
+    def processes(self) -> tuple[ServiceRecord, ...]:
+        """The processes of this service: its members, or itself."""
+        return self.members or (self,)
 
     @property
     def log_path(self) -> Path:
@@ -29,7 +37,12 @@ def read_state(path: Path) -> dict[str, ServiceRecord]:
     if not path.exists():
         return {}
     raw = json.loads(path.read_text())
-    return {name: ServiceRecord(**record) for name, record in raw.get("services", {}).items()}
+    return {name: _record(record) for name, record in raw.get("services", {}).items()}
+
+
+def _record(raw: dict[str, Any]) -> ServiceRecord:
+    members = tuple(_record(m) for m in raw.get("members", ()))
+    return ServiceRecord(**{**raw, "members": members})
 
 
 def write_state(path: Path, services: dict[str, ServiceRecord]) -> None:

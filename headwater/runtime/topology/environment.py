@@ -6,6 +6,7 @@ retention and cleanup policy), compared with what the broker holds (``config_dri
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -38,15 +39,18 @@ class Drift:
     wanted: str
 
 
-def config_drift(admin: AdminClient, topology: Topology, topics: list[str], timeout: float = 10.0) -> list[Drift]:
-    """For the existing ``topics``, each owned config whose broker value differs from the topology's."""
+def config_drift(admin: AdminClient, topology: Topology, topics: list[str], timeout: float = 10.0,
+                 also: Mapping[str, Mapping[str, str]] | None = None) -> list[Drift]:
+    """For the existing ``topics``, each owned config whose broker value differs from the topology's
+    (and from ``also``: more configs by topic, such as ``min.insync.replicas`` of its replicas)."""
     if not topics:
         return []
     resources = [ConfigResource(ResourceType.TOPIC, name) for name in topics]
     drift: list[Drift] = []
     for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
         entries = future.result()
-        for key, wanted in topic_config(topology.kafka_topics()[resource.name]).items():
+        wanted_configs = {**topic_config(topology.kafka_topics()[resource.name]), **(also or {}).get(resource.name, {})}
+        for key, wanted in wanted_configs.items():
             entry = entries.get(key)
             actual = entry.value if entry is not None else None
             if actual != wanted:

@@ -21,7 +21,9 @@ class TopicSpec(Strict):
     """A Kafka topic the pipeline reads or writes; ``headwater migrate`` creates it."""
 
     partitions: int = Field(4, ge=1, le=10_000, description="Number of partitions (the unit of parallelism).")
-    replication_factor: int = Field(1, ge=1, description="Copies of each partition.")
+    replication_factor: int | None = Field(
+        None, ge=1, description="Copies of each partition; unset: `min(3, brokers)` of the cluster `headwater migrate` "
+        "creates the topic in. `min.insync.replicas` is one fewer, at most 2, at least 1.")
     retention_hours: float | None = Field(168, gt=0, description="How long messages are kept; null keeps them forever.")
     compacted: bool = Field(False, description="Log compaction (keep the newest message per key).")
 
