@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import uuid
 
@@ -113,7 +114,8 @@ async def test_nothing_is_committed_while_the_sink_cannot_write(
     assert sink_retries() >= 2, "the sink gave up instead of retrying"
     stuck.stop(signal.SIGTERM)
     assert sinks_committed() == {}, "offsets committed when the worker stopped"
-    assert "ClickHouse insert failed, retrying" in stuck.log.read_text(errors="replace")
+    # the sink's first call to an unreachable server is asking its version (then inserts): either is retried
+    assert re.search(r"ClickHouse (insert|version) failed, retrying", stuck.log.read_text(errors="replace"))
 
     successor = start_worker(pipeline)
     table = f"events FINAL WHERE team_id = {project.id}"
